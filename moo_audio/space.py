@@ -386,6 +386,19 @@ class SearchSpace:
             blocks.append(b)
         return Genome(fe, tuple(blocks), genome.n_classes)
 
+    def to_x(self, genomes: Sequence[Genome], mixed: bool = False) -> np.ndarray:
+        """Genomes -> pymoo design matrix: unit-cube rows, or (``mixed``) an object array of dicts."""
+        if mixed:
+            return np.array([self.to_assignment(g) for g in genomes], dtype=object)
+        return np.stack([self.encode(g) for g in genomes])
+
+    def from_x(self, X: np.ndarray) -> list[Genome]:
+        """pymoo design matrix (unit-cube rows or dicts) -> repaired genomes."""
+        X = np.asarray(X)
+        if X.dtype == object and X.ndim == 1:
+            return [self.from_assignment(a) for a in X]
+        return [self.decode(x) for x in np.atleast_2d(X).astype(float)]
+
     def sample(self, n: int, seed: int | None = None) -> list[Genome]:
         """``n`` random valid genomes (uniform over the variables, then repaired)."""
         rng = np.random.default_rng(seed)
@@ -393,16 +406,26 @@ class SearchSpace:
 
 
 class GenomeSampling(Sampling):
-    """pymoo sampling of random valid genomes, in the problem's encoding (unit cube or mixed)."""
+    """pymoo sampling of random valid genomes of ``problem.space``.
 
-    def _do(self, problem, n_samples, random_state=None, **kwargs):
+    Args:
+        mixed: produce dicts (for ``MixedVariableGA``) instead of unit-cube rows.
+    """
+
+    def __init__(self, mixed: bool = False):
+        super().__init__()
+        self.mixed = mixed
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
         rng = random_state if random_state is not None else np.random.default_rng()
         genomes = problem.space.sample(n_samples, seed=int(rng.integers(2**31 - 1)))
-        return problem.genomes_to_x(genomes)
+        return problem.space.to_x(genomes, mixed=self.mixed)
 
 
 class GenomeRepair(Repair):
-    """pymoo repair that snaps every candidate to its canonical, buildable genome."""
+    """pymoo repair that snaps every candidate of ``problem.space`` to its canonical genome."""
 
     def _do(self, problem, X, **kwargs):
-        return problem.genomes_to_x(problem.x_to_genomes(X))
+        X = np.asarray(X)
+        mixed = X.dtype == object and X.ndim == 1
+        return problem.space.to_x(problem.space.from_x(X), mixed=mixed)

@@ -348,6 +348,10 @@ class _Feeder:
         return logits, y[idx].to(self.device)
 
 
+class _Diverged(Exception):
+    """Training produced non-finite numbers; the message says where."""
+
+
 def _train_batch_count(n: int, batch_size: int) -> int:
     """Batches per training epoch: a trailing batch of one example is dropped when there are others,
     since batch normalisation cannot normalise a single example (the shuffle changes who is dropped)."""
@@ -364,7 +368,11 @@ def _train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     loss_fn: nn.Module,
 ) -> float:
-    """One shuffled pass over the training split; the mean training loss (may be non-finite)."""
+    """One shuffled pass over the training split; the mean training loss.
+
+    Raises:
+        _Diverged: the loss is not finite.
+    """
     model.train()
     n = len(data.x_train)
     batches = torch.randperm(n, generator=generator).split(batch_size)[: _train_batch_count(n, batch_size)]
@@ -378,17 +386,30 @@ def _train_epoch(
         scheduler.step()
         total += loss.detach() * len(idx)
         count += len(idx)
-    return total.item() / count
+    mean_loss = total.item() / count
+    if not math.isfinite(mean_loss):
+        raise _Diverged("non-finite loss")
+    return mean_loss
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, feed: _Feeder, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Top-1 accuracy of ``model`` (in eval mode) on one split."""
+def _accuracy(
+    model: nn.Module, feed: _Feeder, x: torch.Tensor, y: torch.Tensor, batch_size: int, split: str
+) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) on one split.
+
+    Raises:
+        _Diverged: some logits are not finite (their argmax would be meaningless).
+    """
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=feed.device)
+    finite = torch.ones((), dtype=torch.bool, device=feed.device)
     for idx in torch.arange(len(x)).split(batch_size):
         logits, labels = feed(model, x, y, idx)
         correct += (logits.argmax(dim=1) == labels).sum()
+        finite &= torch.isfinite(logits).all()
+    if not finite.item():
+        raise _Diverged(f"non-finite model outputs on the {split} split")
     return correct.item() / len(x)
 
 
@@ -427,8 +448,9 @@ def train_candidate(
     After each epoch the validation accuracy is appended to the curve and the run stops at
     ``max_epochs`` (``"budget"``), when the first of ``rules`` fires (its ``name``) or past
     ``max_seconds`` (``"time"``). The weights of the best validation epoch (earliest on ties) are
-    restored and evaluated on the test split. A non-finite training loss or running out of memory
-    returns a failed result (the model's weights are then unspecified); other errors propagate.
+    restored and evaluated on the test split. A non-finite training loss or model output, or running
+    out of memory, returns a failed result (the model's weights are then unspecified); other errors
+    propagate.
 
     Args:
         model: classifier mapping ``[B, *input_shape]`` to logits ``[B, n_classes]``; trained on the
@@ -465,13 +487,13 @@ def train_candidate(
     cuda_devices = []
     if device.type == "cuda":
         cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    feed = _Feeder(input_shape, data.n_classes, device)
     previous_threads = torch.get_num_threads()
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            feed = _Feeder(input_shape, data.n_classes, device)
             return _fit(model, params, data, feed, budget, rules, seed, start)
     finally:
         torch.set_num_threads(previous_threads)
@@ -500,37 +522,40 @@ def _fit(
     train_loss: list[float] = []
     best_state: dict[str, torch.Tensor] = {}
     stop_reason: str | None = None
+    epoch = 0
     try:
         while stop_reason is None:
-            loss = _train_epoch(model, feed, data, budget.batch_size, generator, optimizer, scheduler, loss_fn)
-            if not math.isfinite(loss):
-                failure = f"non-finite loss at epoch {len(curve) + 1}"
-                break
+            epoch += 1
+            loss = _train_epoch(
+                model, feed, data, budget.batch_size, generator, optimizer, scheduler, loss_fn
+            )
+            accuracy = _accuracy(model, feed, data.x_val, data.y_val, budget.batch_size, "val")
             train_loss.append(loss)
-            curve.append(_accuracy(model, feed, data.x_val, data.y_val, budget.batch_size))
-            if curve[-1] > max(curve[:-1], default=-math.inf):
+            curve.append(accuracy)
+            if accuracy > max(curve[:-1], default=-math.inf):
                 best_state = copy.deepcopy(model.state_dict())
             stop_reason = _stop_reason(curve, budget, rules, time.perf_counter() - start)
-        else:  # no break: the run finished without diverging
-            model.load_state_dict(best_state)
-            test_accuracy = (
-                math.nan
-                if data.x_test is None
-                else _accuracy(model, feed, data.x_test, data.y_test, budget.batch_size)
-            )
-            return TrainResult(
-                val_accuracy=max(curve),
-                test_accuracy=test_accuracy,
-                curve=curve,
-                train_loss=train_loss,
-                epochs=len(curve),
-                stop_reason=stop_reason,
-                seconds=time.perf_counter() - start,
-            )
+        model.load_state_dict(best_state)
+        test_accuracy = (
+            math.nan
+            if data.x_test is None
+            else _accuracy(model, feed, data.x_test, data.y_test, budget.batch_size, "test")
+        )
+        return TrainResult(
+            val_accuracy=max(curve),
+            test_accuracy=test_accuracy,
+            curve=curve,
+            train_loss=train_loss,
+            epochs=len(curve),
+            stop_reason=stop_reason,
+            seconds=time.perf_counter() - start,
+        )
+    except _Diverged as error:
+        failure = f"{error} at epoch {epoch}"
     except (MemoryError, RuntimeError) as error:
         if not _is_out_of_memory(error):
             raise
-        failure = f"out of memory after {len(curve)} completed epochs: {type(error).__name__}: {error}"
+        failure = f"out of memory at epoch {epoch}: {type(error).__name__}: {error}"
     return TrainResult(
         val_accuracy=math.nan,
         test_accuracy=math.nan,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,15 @@ from moo_audio.training import (
 N_MELS, N_FRAMES = 8, 12
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; more threads crawl when the CPU is shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def toy_data(n_train: int = 96, n_val: int = 48, n_test: int = 48, seed: int = 0) -> TrainData:
     """Two classes separated by a +-0.7 offset under unit noise: easy, but not from one example."""
     g = torch.Generator().manual_seed(seed)
@@ -42,21 +52,30 @@ def toy_data(n_train: int = 96, n_val: int = 48, n_test: int = 48, seed: int = 0
 def conv2d_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
 
 
 def conv1d_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv1d(N_MELS, 4, 3, padding=1), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.1),
-        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv1d(N_MELS, 4, 3, padding=1),
+        nn.BatchNorm1d(4),
+        nn.ReLU(),
+        nn.Dropout(0.1),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
 
 
 class Broken(nn.Module):
-    """A linear model whose forward misbehaves from its ``after``-th training call on."""
+    """A linear model whose forward misbehaves after ``after`` training calls ("nan-eval": in eval mode)."""
 
     def __init__(self, behaviour: str, after: int = 0):
         super().__init__()
@@ -67,6 +86,8 @@ class Broken(nn.Module):
         if self.training:
             self.calls += 1
         logits = self.linear(x.flatten(1))
+        if self.behaviour == "nan-eval":
+            return logits if self.training else logits * math.nan
         if self.calls <= self.after:
             return logits
         if self.behaviour == "nan":
@@ -92,34 +113,63 @@ class StopAt(StoppingRule):
 # --- training -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("net, input_shape", [(conv2d_net, (1, N_MELS, N_FRAMES)), (conv1d_net, (N_MELS, N_FRAMES))])
-def test_learns_separable_problem_and_restores_best_epoch(net, input_shape):
-    data = toy_data()
-    model = net()
-    result = train_candidate(model, data, input_shape, TrainBudget(max_epochs=8, batch_size=16), rules=())
-    assert not result.failed and result.stop_reason == "budget"
-    assert result.epochs == len(result.curve) == len(result.train_loss) == 8
-    assert result.val_accuracy == max(result.curve) >= 0.9
-    assert result.test_accuracy >= 0.85
+def val_accuracy_of(model: nn.Module, data: TrainData, input_shape: tuple[int, ...]) -> float:
     model.eval()
     with torch.no_grad():
         predicted = model(data.x_val.reshape(-1, *input_shape)).argmax(1)
-    assert (predicted == data.y_val).float().mean().item() == pytest.approx(result.val_accuracy)
+    return (predicted == data.y_val).float().mean().item()
+
+
+@pytest.mark.parametrize(
+    "net, input_shape", [(conv2d_net, (1, N_MELS, N_FRAMES)), (conv1d_net, (N_MELS, N_FRAMES))]
+)
+def test_learns_separable_problem(net, input_shape):
+    data = toy_data()
+    model = net()
+    result = train_candidate(model, data, input_shape, TrainBudget(max_epochs=10, batch_size=16), rules=())
+    assert not result.failed and result.stop_reason == "budget"
+    assert result.epochs == len(result.curve) == len(result.train_loss) == 10
+    assert result.val_accuracy == max(result.curve) >= 0.9
+    assert result.test_accuracy >= 0.85
+    assert val_accuracy_of(model, data, input_shape) == pytest.approx(result.val_accuracy)
+
+
+class Sabotaged(nn.Module):
+    """conv1d_net whose classifier is negated by its 55th training forward (start of epoch 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.calls = conv1d_net(), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += self.training
+        if self.calls == 55:
+            with torch.no_grad():
+                for p in self.net[-1].parameters():
+                    p.neg_()
+        return self.net(x)
+
+
+def test_model_is_restored_to_its_best_epoch():
+    data, shape = toy_data(), (N_MELS, N_FRAMES)
+    model = Sabotaged()
+    result = train_candidate(model, data, shape, TrainBudget(max_epochs=10, batch_size=16), rules=())
+    assert result.curve[-1] < 0.5 < result.val_accuracy
+    assert val_accuracy_of(model, data, shape) == pytest.approx(result.val_accuracy)
 
 
 def test_seeded_runs_are_identical_and_leave_caller_state_alone():
     budget = TrainBudget(max_epochs=4, batch_size=16)
-    threads_before = torch.get_num_threads()
     rng_before = torch.random.get_rng_state()
     results, states = [], []
     for _ in range(2):
         model = conv1d_net()
-        results.append(train_candidate(model, toy_data(), (N_MELS, N_FRAMES), budget, seed=3, threads=1))
+        results.append(train_candidate(model, toy_data(), (N_MELS, N_FRAMES), budget, seed=3, threads=2))
         states.append(model.state_dict())
     assert results[0].curve == results[1].curve
     assert results[0].train_loss == results[1].train_loss
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-    assert torch.get_num_threads() == threads_before
+    assert torch.get_num_threads() == 1  # as set by the one_thread fixture
     assert torch.equal(torch.random.get_rng_state(), rng_before)
 
 
@@ -132,8 +182,13 @@ def test_no_test_split_gives_nan_test_accuracy():
 
 def test_first_firing_rule_names_the_stop_and_budget_comes_first():
     shape = (1, N_MELS, N_FRAMES)
-    result = train_candidate(conv2d_net(), toy_data(), shape, TrainBudget(max_epochs=5), rules=(StopAt(3), Patience(1)))
-    assert (result.stop_reason, result.epochs) == ("stop-at", 3)
+    never_improves = Patience(patience=1, min_delta=1.0)  # fires at epoch 2, like StopAt(2)
+    for rules, reason in [
+        ((never_improves, StopAt(2)), "patience"),
+        ((StopAt(2), never_improves), "stop-at"),
+    ]:
+        result = train_candidate(conv2d_net(), toy_data(), shape, TrainBudget(max_epochs=5), rules=rules)
+        assert (result.stop_reason, result.epochs) == (reason, 2)
     result = train_candidate(conv2d_net(), toy_data(), shape, TrainBudget(max_epochs=2), rules=(StopAt(2),))
     assert (result.stop_reason, result.epochs) == ("budget", 2)
 
@@ -163,17 +218,27 @@ def test_nan_loss_marks_the_candidate_failed(after, epoch):
     assert math.isnan(result.val_accuracy) and math.isnan(result.test_accuracy)
 
 
+def test_non_finite_outputs_in_evaluation_mark_the_candidate_failed():
+    result = train_candidate(Broken("nan-eval"), toy_data(), (N_MELS, N_FRAMES))
+    assert result.failure_reason == "non-finite model outputs on the val split at epoch 1"
+    assert (result.curve, result.train_loss, result.stop_reason) == ([], [], "failed")
+
+
 def test_divergent_learning_rate_marks_the_candidate_failed():
     model = nn.Sequential(nn.Flatten(), nn.Linear(N_MELS * N_FRAMES, 2))
     result = train_candidate(model, toy_data(), (N_MELS, N_FRAMES), TrainBudget(max_epochs=5, lr=1e30))
-    assert result.failed and result.failure_reason.startswith("non-finite loss at epoch")
+    assert result.failed
+    diverged = r"non-finite (loss|model outputs on the val split) at epoch \d+"
+    assert re.fullmatch(diverged, result.failure_reason)
 
 
 @pytest.mark.parametrize("behaviour", ["memory", "cuda-oom"])
 def test_out_of_memory_marks_the_candidate_failed(behaviour):
-    result = train_candidate(Broken(behaviour, after=3), toy_data(), (N_MELS, N_FRAMES), TrainBudget(batch_size=32))
+    result = train_candidate(
+        Broken(behaviour, after=3), toy_data(), (N_MELS, N_FRAMES), TrainBudget(batch_size=32)
+    )
     assert result.failed and result.stop_reason == "failed"
-    assert result.failure_reason.startswith("out of memory after 1 completed epochs")
+    assert result.failure_reason.startswith("out of memory at epoch 2: ")
     assert result.epochs == 1
 
 
@@ -214,7 +279,9 @@ def test_n_classes_defaults_to_largest_label_plus_one():
 
 
 def test_mismatched_input_shape_or_logits_are_rejected():
-    with pytest.raises(ValueError, match=r"input_shape \(1, 8, 10\) does not match examples of shape \(8, 12\)"):
+    with pytest.raises(
+        ValueError, match=r"input_shape \(1, 8, 10\) does not match examples of shape \(8, 12\)"
+    ):
         train_candidate(conv2d_net(), toy_data(), (1, N_MELS, 10))
     one_logit = nn.Sequential(nn.Flatten(), nn.Linear(N_MELS * N_FRAMES, 1))
     with pytest.raises(ValueError, match=r"logits \[batch, n_classes >= 2\], got shape \(64, 1\)"):
@@ -222,7 +289,14 @@ def test_mismatched_input_shape_or_logits_are_rejected():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(max_epochs=0), dict(batch_size=2.5), dict(lr=0.0), dict(max_seconds=-1.0), dict(label_smoothing=1.0)]
+    "kwargs",
+    [
+        dict(max_epochs=0),
+        dict(batch_size=2.5),
+        dict(lr=0.0),
+        dict(max_seconds=-1.0),
+        dict(label_smoothing=1.0),
+    ],
 )
 def test_bad_budget_is_rejected(kwargs):
     with pytest.raises(ValueError, match="TrainBudget"):
@@ -254,7 +328,9 @@ def test_curve_history_statistics_and_storage():
     np.testing.assert_allclose(history.values_at(3, "best"), [0.6])
     np.testing.assert_allclose(history.values_at(2, "mean"), [0.4])
     assert history.values_at(4).size == 0
-    assert CurveHistory.from_list(history.to_list()).to_list() == pickle.loads(pickle.dumps(history)).to_list()
+    assert (
+        CurveHistory.from_list(history.to_list()).to_list() == pickle.loads(pickle.dumps(history)).to_list()
+    )
     assert len(history) == 2
     with pytest.raises(ValueError, match="non-finite"):
         history.add([0.1, math.nan])
