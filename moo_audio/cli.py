@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--dtype", choices=("int8", "float32"), default="int8")
     _frontend_args(describe)
     describe.set_defaults(func=_describe)
+
+    from moo_audio.energy.cli import add_energy_commands
+
+    add_energy_commands(sub)
     return parser
 
 

@@ -9,8 +9,8 @@ resampled with :func:`torchaudio.functional.resample` and centre-cropped or zero
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -29,8 +29,8 @@ class BadFiles:
     """Applies the ``on_error`` policy to bad files.
 
     ``"raise"``: :meth:`add` raises a ``ValueError`` with the message (which names the file).
-    ``"warn"``: messages are collected and, when the ``with`` block ends without an exception,
-    one :class:`SkippedFileWarning` lists every skipped file.
+    ``"warn"``: messages are collected and, when the ``with`` block ends (also by an exception,
+    which the skipped files may explain), one :class:`SkippedFileWarning` lists every one.
     """
 
     def __init__(self, on_error: str):
@@ -44,11 +44,11 @@ class BadFiles:
             raise ValueError(message)
         self.messages.append(message)
 
-    def __enter__(self) -> "BadFiles":
+    def __enter__(self) -> BadFiles:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None and self.messages:
+        if self.messages:
             warnings.warn(
                 f"skipped {len(self.messages)} file(s):\n  " + "\n  ".join(self.messages),
                 SkippedFileWarning,
@@ -82,9 +82,11 @@ def fit_length(x: torch.Tensor, n_samples: int) -> torch.Tensor:
 def read_clip(path: str | Path, sample_rate: int, n_samples: int) -> torch.Tensor:
     """One file -> float32 mono tensor ``[n_samples]`` at ``sample_rate``.
 
-    Raises ``ValueError`` naming the file if it cannot be decoded, has no samples or holds
-    NaN/inf samples. A different sample rate is resampled, not an error.
+    Raises ``ValueError`` naming the file if it is missing, cannot be decoded, has no samples
+    or holds NaN/inf samples. A different sample rate is resampled, not an error.
     """
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: file not found")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError) as err:

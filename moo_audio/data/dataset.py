@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,7 +150,7 @@ def stratified_split(labels: np.ndarray | torch.Tensor, seed: int) -> dict[str, 
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = n_test = int(round(EVAL_FRACTION * len(idx)))
+        n_val = n_test = round(EVAL_FRACTION * len(idx))
         parts["val"].append(idx[:n_val])
         parts["test"].append(idx[n_val:n_val + n_test])
         parts["train"].append(idx[n_val + n_test:])

@@ -1,0 +1,278 @@
+"""``AudioNASProblem``: the architecture search as one pymoo multi-objective problem.
+
+Objectives (all minimised): classification error (1 - best validation accuracy of an
+early-stopped training run), energy per inference (mJ, from a pluggable energy model) and
+memory (KB: int8 weights + int8 peak activation arena). Optional constraints: maximum memory,
+energy and MACs, minimum accuracy.
+
+The design matrix is either unit-cube rows (``NSGA2``, particle swarms, Bayesian optimisation)
+or dicts of pymoo mixed variables (``MixedVariableGA``): the problem declares both ``xl``/``xu``
+and ``vars``, and decodes whichever it receives. Candidates are trained through a pymoo-style
+runner (``runner(f, jobs)``), e.g. :class:`pymoo.parallelization.dask.DaskParallelization`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from pymoo.core.problem import LoopedElementwiseEvaluation, Problem
+
+from moo_audio.costs import network_cost
+from moo_audio.data import AudioDataset, FeatureCache, FeatureSet, load_dataset
+from moo_audio.energy import AnalyticEnergyModel, EnergyModel
+from moo_audio.nets import build
+from moo_audio.space import FrontEnd, Genome, GenomeRepair, SearchSpace
+from moo_audio.training import (CurveHistory, MedianStopping, Patience, StoppingRule,
+                                 SuccessiveHalving, TrainBudget, TrainData, TrainResult,
+                                 train_candidate)
+
+OBJECTIVES = ("error", "energy_mj", "memory_kb")
+STOPPING_RULES = ("patience", "median", "halving")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Optional limits; each one set adds an inequality constraint ``g <= 0``."""
+
+    max_memory_kb: float | None = None
+    max_energy_mj: float | None = None
+    max_macs: float | None = None
+    min_accuracy: float | None = None
+
+    def __post_init__(self):
+        for name, value in self.active().items():
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"constraint {name} must be a positive number, got {value}")
+        if self.min_accuracy is not None and not 0 < self.min_accuracy <= 1:
+            raise ValueError(f"constraint min_accuracy must be in (0, 1], got {self.min_accuracy}")
+
+    def active(self) -> dict[str, float]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def cheap_violations(self, energy_mj: float, memory_kb: float, macs: float) -> dict[str, float]:
+        """Normalised violation of every constraint that needs no training (> 0: violated)."""
+        values = {"max_memory_kb": memory_kb, "max_energy_mj": energy_mj, "max_macs": macs}
+        return {k: values[k] / v - 1 for k, v in self.active().items() if k in values}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs to train one candidate; small enough to ship to Dask."""
+
+    genome: Genome
+    seed: int
+    features_path: str
+    budget: TrainBudget
+    rules: tuple[str, ...]
+    history: tuple[tuple[float, ...], ...]
+    threads: int | None
+
+
+_FEATURES: dict[str, FeatureSet] = {}  # per-process memo of feature files
+
+
+def _features(path: str) -> FeatureSet:
+    if path not in _FEATURES:
+        _FEATURES[path] = FeatureCache.load_file(path)
+    return _FEATURES[path]
+
+
+def _rules(names: Sequence[str], history: CurveHistory) -> list[StoppingRule]:
+    factories: dict[str, Callable[[], StoppingRule]] = {
+        "patience": Patience, "median": lambda: MedianStopping(history),
+        "halving": lambda: SuccessiveHalving(history)}
+    return [factories[n]() for n in names]
+
+
+def train_job(job: _Job) -> TrainResult:
+    """Train one candidate (runs in the worker)."""
+    features = _features(job.features_path)
+    x_train, y_train = features.split("train")
+    x_val, y_val = features.split("val")
+    x_test, y_test = features.split("test")
+    data = TrainData(x_train, y_train, x_val, y_val, x_test, y_test, n_classes=features.n_classes)
+    torch.manual_seed(job.seed)
+    model = build(job.genome)
+    history = CurveHistory(job.history)
+    return train_candidate(model, data, job.genome.frontend.input_shape, job.budget,
+                           _rules(job.rules, history), seed=job.seed, threads=job.threads)
+
+
+def _seed_for(genome: Genome, seed: int) -> int:
+    """Seed of a candidate's training: a function of the genome, not of the worker or order."""
+    digest = hashlib.blake2b(f"{seed}:{genome.to_json(sort_keys=True)}".encode(), digest_size=4)
+    return int.from_bytes(digest.digest(), "little")
+
+
+class AudioNASProblem(Problem):
+    """Multi-objective architecture search for an always-on audio classifier.
+
+    Args:
+        dataset: an :class:`~moo_audio.data.AudioDataset` or a registered dataset name.
+        space: the search space; by default one matched to the dataset's rate and classes.
+        energy_model: predicts energy per inference (mJ); default the analytic proxy.
+        budget: training budget of each candidate.
+        stopping: early-stopping rules by name, from ``patience``, ``median``, ``halving``.
+        constraints: optional limits on memory, energy, MACs and accuracy.
+        feature_cache: where log-mel features are cached (a :class:`FeatureCache` or a folder).
+        runner: pymoo-style parallel map ``runner(f, jobs)``; default sequential.
+        threads: torch threads per training run (default: all cores for a sequential runner).
+        seed: base seed; each candidate's training seed derives from it and its genome.
+        dataset_options: options for :func:`~moo_audio.data.load_dataset` when ``dataset`` is a name.
+    """
+
+    def __init__(self, dataset: AudioDataset | str = "builtin", space: SearchSpace | None = None,
+                 energy_model: EnergyModel | None = None,
+                 budget: TrainBudget = TrainBudget(max_epochs=12),
+                 stopping: Sequence[str] = ("patience", "median"),
+                 constraints: Constraints = Constraints(),
+                 feature_cache: FeatureCache | str | Path | None = None,
+                 runner: Callable | None = None, threads: int | None = None, seed: int = 0,
+                 **dataset_options: Any):
+        self.dataset = load_dataset(dataset, **dataset_options) if isinstance(dataset, str) else dataset
+        self.space = space or SearchSpace(sample_rate=self.dataset.sample_rate,
+                                          n_classes=self.dataset.n_classes,
+                                          clip_ms=(self.dataset.clip_ms,))
+        if (self.space.sample_rate, self.space.n_classes) != (self.dataset.sample_rate,
+                                                                self.dataset.n_classes):
+            raise ValueError(
+                f"search space ({self.space.sample_rate} Hz, {self.space.n_classes} classes) does "
+                f"not match dataset {self.dataset.name!r} ({self.dataset.sample_rate} Hz, "
+                f"{self.dataset.n_classes} classes)")
+        unknown = [s for s in stopping if s not in STOPPING_RULES]
+        if unknown:
+            raise ValueError(f"unknown stopping rule(s) {unknown}; expected some of {STOPPING_RULES}")
+        self.energy_model = energy_model or AnalyticEnergyModel()
+        if not isinstance(self.energy_model, EnergyModel):
+            raise TypeError("energy_model needs a name and predict_mj(genomes)")
+        self.budget, self.stopping, self.constraints = budget, tuple(stopping), constraints
+        self.feature_cache = feature_cache if isinstance(feature_cache, FeatureCache) \
+            else FeatureCache(feature_cache)
+        self.runner = runner or LoopedElementwiseEvaluation()
+        self.threads, self.seed = threads, seed
+        self.history = CurveHistory()
+        self.repair = GenomeRepair()
+        self._results: dict[str, dict[str, Any]] = {}  # genome JSON -> evaluation, per problem
+        n = self.space.n_var
+        super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(constraints.active()),
+                         xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars())
+
+    # ---- cheap objectives (known exactly, no training) ---------------------------------------
+    cheap_objectives = (1, 2)
+
+    def cheap_values(self, genomes: Sequence[Genome]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Energy (mJ), memory (KB, int8) and MACs of genomes, without training."""
+        energy = np.asarray(self.energy_model.predict_mj(genomes), dtype=float)
+        costs = [network_cost(g) for g in genomes]
+        memory = np.array([c.memory_bytes("int8") / 1024 for c in costs])
+        macs = np.array([c.macs for c in costs], dtype=float)
+        return energy, memory, macs
+
+    def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
+        """The cheap objectives (energy, memory) of a design matrix."""
+        energy, memory, _ = self.cheap_values(self.space.from_x(X))
+        return np.column_stack([energy, memory])
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def _job(self, genome: Genome) -> _Job:
+        fe: FrontEnd = genome.frontend
+        path = str(self.feature_cache.path(self.dataset, fe))
+        _FEATURES.setdefault(path, self.feature_cache.get(self.dataset, fe))  # once, on disk too
+        return _Job(genome, _seed_for(genome, self.seed), path, self.budget, self.stopping,
+                    tuple(tuple(c) for c in self.history.to_list()), self.threads)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        genomes = self.space.from_x(X)
+        energy, memory, macs = self.cheap_values(genomes)
+        keys = [g.to_json(sort_keys=True) for g in genomes]
+        todo: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._results and key not in todo:
+                violations = self.constraints.cheap_violations(energy[i], memory[i], macs[i])
+                if any(v > 0 for v in violations.values()):
+                    self._results[key] = _skipped(violations)
+                else:
+                    todo[key] = i
+        jobs = [self._job(genomes[i]) for i in todo.values()]
+        started = time.perf_counter()
+        results = self.runner(train_job, jobs) if jobs else []
+        for key, result in zip(todo, results):
+            self._results[key] = _from_training(result)
+            if not result.failed:
+                self.history.add(result.curve)  # after the batch: same for any worker count
+        self.last_batch_seconds = time.perf_counter() - started
+
+        rows = [self._results[k] for k in keys]
+        accuracy = np.array([r["val_accuracy"] for r in rows])
+        out["F"] = np.column_stack([1.0 - accuracy, energy, memory])
+        g = []
+        for name, limit in self.constraints.active().items():
+            value = {"max_memory_kb": memory, "max_energy_mj": energy, "max_macs": macs,
+                     "min_accuracy": None}[name]
+            g.append(1 - accuracy / limit if value is None else value / limit - 1)
+        if g:
+            out["G"] = np.column_stack(g)
+        out["macs"], out["memory_kb"], out["energy_mj"] = macs, memory, energy
+        out["params"] = np.array([network_cost(gn).params for gn in genomes], dtype=float)
+        for name in ("val_accuracy", "test_accuracy", "epochs", "seconds"):
+            out[name] = np.array([r[name] for r in rows], dtype=float)
+        for name in ("curve", "stop_reason", "failure_reason", "genome"):
+            column = np.empty(len(rows), dtype=object)
+            column[:] = [r[name] if name != "genome" else k for r, k in zip(rows, keys)]
+            out[name] = column
+
+    def __getstate__(self):
+        # Workers receive jobs, not the problem; keep pickles (e.g. pymoo's history copies) light.
+        state = self.__dict__.copy()
+        state["runner"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.runner = self.runner or LoopedElementwiseEvaluation()
+
+
+def _from_training(result: TrainResult) -> dict[str, Any]:
+    """A training result as one evaluation row; failed runs get the worst error (a finite penalty)."""
+    row = result.to_dict()
+    if result.failed:
+        row["val_accuracy"] = 0.0
+    return row
+
+
+def _skipped(violations: dict[str, float]) -> dict[str, Any]:
+    """Row of a candidate not trained because it breaks a constraint known before training."""
+    broken = ", ".join(k for k, v in violations.items() if v > 0)
+    return {"val_accuracy": 0.0, "test_accuracy": float("nan"), "curve": [], "train_loss": [],
+            "epochs": 0, "stop_reason": "skipped", "seconds": 0.0, "failed": True,
+            "failure_reason": f"not trained: violates {broken}"}
+
+
+def dask_runner(address: str | None = None, n_workers: int = 2):
+    """A pymoo Dask runner on a scheduler ``address``, or on a local cluster of ``n_workers``.
+
+    Local workers are single-threaded processes, and each training run uses
+    ``cores // n_workers`` torch threads (set through the problem's ``threads``), so workers do
+    not oversubscribe the cores.
+    """
+    from dask.distributed import Client, LocalCluster
+    from pymoo.parallelization.dask import DaskParallelization
+
+    if address:
+        client = Client(address)
+    else:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    return DaskParallelization(client)
+
+
+def threads_per_worker(n_workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, n_workers))

@@ -1,0 +1,101 @@
+"""AudioNASProblem end to end on the built-in data (issue 3)."""
+
+import numpy as np
+import pytest
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.mixed import MixedVariableGA
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+from pymoo.optimize import minimize
+
+from moo_audio import AudioNASProblem
+from moo_audio.data import load_dataset
+from moo_audio.problem import Constraints, dask_runner, threads_per_worker
+from moo_audio.space import GenomeRepair, GenomeSampling, SearchSpace
+from moo_audio.training import TrainBudget
+
+SPACE_OPTIONS = dict(n_mels=(16, 20), win_ms=(25, 32), hop_ms=(16, 20), max_blocks=3,
+                     channels=(8, 16), expansions=(1, 2))
+BUDGET = TrainBudget(max_epochs=3, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset("builtin", n_per_class=12, seed=0)
+
+
+def _problem(dataset, tmp_path, **kwargs):
+    space = SearchSpace(sample_rate=dataset.sample_rate, n_classes=dataset.n_classes,
+                        clip_ms=(dataset.clip_ms,), **SPACE_OPTIONS)
+    return AudioNASProblem(dataset, space=space, budget=BUDGET, feature_cache=tmp_path / "cache",
+                           threads=1, seed=0, **kwargs)
+
+
+def _check_rows(res, n):
+    pop = res.pop
+    F = pop.get("F")
+    assert F.shape[1] == 3 and np.isfinite(F).all()
+    assert np.all((F[:, 0] >= 0) & (F[:, 0] <= 1)) and np.all(F[:, 1:] > 0)
+    for key in ("macs", "params", "val_accuracy", "epochs", "seconds", "curve", "stop_reason", "genome"):
+        values = pop.get(key)
+        assert len(values) == len(pop) and all(v is not None for v in values), key
+    assert all(len(c) == e for c, e in zip(pop.get("curve"), pop.get("epochs")))
+
+
+def test_nsga2_16_evaluations_sequential_and_dask_agree(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path)
+    res = minimize(problem, NSGA2(pop_size=8, sampling=GenomeSampling(), repair=GenomeRepair()),
+                   ("n_evals", 16), seed=1)
+    _check_rows(res, 16)
+    assert len(problem._results) >= 8
+
+    runner = dask_runner(n_workers=2)
+    try:
+        parallel = _problem(dataset, tmp_path, runner=runner)
+        res2 = minimize(parallel, NSGA2(pop_size=8, sampling=GenomeSampling(), repair=GenomeRepair()),
+                        ("n_evals", 16), seed=1)
+    finally:
+        runner.client.close()
+    np.testing.assert_allclose(res2.pop.get("F"), res.pop.get("F"))
+    assert list(res2.pop.get("genome")) == list(res.pop.get("genome"))
+
+
+def test_mixed_variable_ga_runs_unchanged(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path)
+    res = minimize(problem, MixedVariableGA(pop_size=4, survival=RankAndCrowding()), ("n_evals", 6), seed=2)
+    F = res.pop.get("F")
+    assert F.shape[1] == 3 and np.isfinite(F).all()
+    assert isinstance(res.pop.get("X")[0], dict)
+
+
+def test_cheap_constraints_skip_training_and_say_why(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path, constraints=Constraints(max_memory_kb=1e-3))
+    X = problem.space.to_x(problem.space.sample(2, seed=0))
+    out = problem.evaluate(X, return_as_dictionary=True)
+    assert np.all(out["G"] > 0)
+    assert all("not trained: violates max_memory_kb" in r for r in out["failure_reason"])
+    assert np.all(out["epochs"] == 0)
+
+
+def test_min_accuracy_constraint(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path, constraints=Constraints(min_accuracy=1.0))
+    out = problem.evaluate(problem.space.to_x(problem.space.sample(1, seed=4)), return_as_dictionary=True)
+    accuracy = out["val_accuracy"][0]
+    assert out["G"][0, 0] == pytest.approx(1 - accuracy)
+
+
+def test_evaluate_cheap_matches_full_objectives(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path)
+    X = problem.space.to_x(problem.space.sample(3, seed=5))
+    np.testing.assert_allclose(problem.evaluate_cheap(X), problem.evaluate(X)[:, 1:])
+
+
+def test_space_must_match_dataset(dataset):
+    with pytest.raises(ValueError, match="does not match dataset"):
+        AudioNASProblem(dataset, space=SearchSpace(n_classes=3))
+    with pytest.raises(ValueError, match="unknown stopping rule"):
+        AudioNASProblem(dataset, stopping=("patience", "psychic"))
+
+
+def test_threads_per_worker_never_oversubscribes():
+    assert threads_per_worker(1) >= threads_per_worker(2) >= 1
+    assert threads_per_worker(1000) == 1
