@@ -141,6 +141,12 @@ class NetworkCost:
     def peak_activation_bytes(self, dtype: str = "int8") -> int:
         return max(l.live_bytes(dtype) for l in self.layers)
 
+    def activation_traffic_bytes(self, dtype: str = "int8") -> int:
+        """Bytes of activations read and written once by every operator (inputs + output)."""
+        return _check_dtype(dtype) * sum(
+            math.prod(c.layer.in_shape) * len(c.layer.inputs) + math.prod(c.layer.out_shape)
+            for c in self.layers)
+
     def memory_bytes(self, dtype: str = "int8") -> int:
         """Weights plus the peak activation arena: the memory objective."""
         return self.weight_bytes(dtype) + self.peak_activation_bytes(dtype)

@@ -47,10 +47,7 @@ class AnalyticEnergyModel:
         out = np.empty(len(genomes))
         for i, genome in enumerate(genomes):
             cost = network_cost(genome)
-            width = 1 if self.dtype == "int8" else 4
-            traffic = cost.weight_bytes(self.dtype) + width * sum(
-                math.prod(c.layer.in_shape) * len(c.layer.inputs) + math.prod(c.layer.out_shape)
-                for c in cost.layers)
+            traffic = cost.weight_bytes(self.dtype) + cost.activation_traffic_bytes(self.dtype)
             macs = cost.macs + cost.frontend.macs
             out[i] = (macs * self.pj_per_mac + traffic * self.pj_per_byte) * 1e-9
         return out

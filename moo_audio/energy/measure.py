@@ -1,0 +1,244 @@
+"""Measure networks on this host: ONNX export, int8 quantization and onnxruntime timing.
+
+A genome is built with random weights (latency does not depend on their values), exported to
+ONNX (float32, batch 1, opset 17) and, for ``int8``, statically quantized by onnxruntime
+(QDQ format, per-channel int8 weights, uint8 activations calibrated on random log-mel-shaped
+inputs). onnxruntime runs it on the CPU, sequentially, on ``threads`` intra-op threads: after a
+warm-up it repeats the inference until the median latency is known to ``rel_ci`` or a time cap
+is reached. Energy per inference is read from the RAPL counter when available (``counter``),
+else it is ``median latency x profile.active_power_w`` (``power_x_time``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from scipy.stats import iqr
+from scipy.stats.mstats import median_cihs
+
+from moo_audio.energy.profiles import (
+    POWERCAP_ROOT,
+    DeviceProfile,
+    RaplCounter,
+    hardware_fingerprint,
+    resolve_method,
+)
+from moo_audio.energy.proxy import EnergyModel
+from moo_audio.energy.records import DTYPES, Measurement, genome_id
+from moo_audio.nets import AudioNet, build
+from moo_audio.space import Genome
+
+INPUT_NAME, OUTPUT_NAME, OPSET = "logmel", "logits", 17
+RUNTIME = f"onnxruntime {ort.__version__} CPUExecutionProvider"
+
+
+def random_network(genome: Genome, seed: int = 0) -> AudioNet:
+    """The genome's network in eval mode with random weights and batch-norm statistics.
+
+    Fresh batch norms fold to identical zero biases, which the exporter deduplicates into
+    shared tensors that the quantizer then leaves in float; random statistics also look more
+    like a trained network's.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = build(genome).eval()
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0.0, 0.1)
+                    m.running_mean.normal_(0.0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+    return net
+
+
+def random_input(genome: Genome, seed: int = 0) -> np.ndarray:
+    """One standard-normal batch of the genome's log-mel input shape, float32."""
+    return np.random.default_rng(seed).standard_normal((1, *genome.frontend.input_shape), dtype=np.float32)
+
+
+class _RandomLogMel(CalibrationDataReader):
+    """Calibration batches for ``quantize_static``: random log-mel-shaped inputs."""
+
+    def __init__(self, genome: Genome, n_batches: int):
+        self._batches = iter([{INPUT_NAME: random_input(genome, seed)} for seed in range(1, n_batches + 1)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def export_onnx(genome: Genome, path: str | os.PathLike, dtype: str = "float32", *,
+                seed: int = 0, calibration_batches: int = 4) -> Path:
+    """Export the genome's network (random weights) to an ONNX file of the given dtype."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = path if dtype == "float32" else Path(tmp) / "float32.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)   # the input-shape check
+            warnings.simplefilter("ignore", DeprecationWarning)        # the TorchScript exporter
+            torch.onnx.export(random_network(genome, seed), (torch.from_numpy(random_input(genome)),),
+                              str(float_path), dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        if dtype == "int8":
+            pre_path = Path(tmp) / "preprocessed.onnx"
+            quant_pre_process(str(float_path), str(pre_path))
+            quantize_static(str(pre_path), str(path), _RandomLogMel(genome, calibration_batches),
+                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax)
+    return path
+
+
+def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How long to time one model.
+
+    Warm-up runs for ``warmup_s`` (at least two inferences). Timed repeats then continue until
+    at least ``min_s`` and ``min_repeats`` are reached and the 95% confidence interval of the
+    median is within ``+/- rel_ci`` of it, or until ``max_s`` has passed (``max_s`` wins).
+    The interval is checked every ``check_every_s``.
+    """
+
+    warmup_s: float = 0.1
+    min_s: float = 0.2
+    max_s: float = 1.0
+    min_repeats: int = 10
+    rel_ci: float = 0.01
+    check_every_s: float = 0.05
+
+    def __post_init__(self):
+        if not (self.warmup_s >= 0 and self.min_s >= 0 and self.max_s > 0 and self.check_every_s > 0):
+            raise ValueError("timing settings need warmup_s >= 0, min_s >= 0, max_s > 0, check_every_s > 0")
+        if self.min_repeats < 1 or not self.rel_ci > 0:
+            raise ValueError("timing settings need min_repeats >= 1 and rel_ci > 0")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency statistics of one model; ``energy_j`` is the counter's total, if one was read."""
+
+    latency_ms: float
+    latency_iqr_ms: float
+    repeats: int
+    energy_j: float | None
+
+
+def _settled(times_ns: list[int], rel_ci: float) -> bool:
+    low, high = median_cihs(np.asarray(times_ns, dtype=float), alpha=0.05)
+    return (high - low) / 2 <= rel_ci * np.median(times_ns)
+
+
+def time_session(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
+                 settings: TimingSettings = TimingSettings(),
+                 counter: RaplCounter | None = None) -> Timing:
+    """Time repeated inferences of one input (see :class:`TimingSettings`)."""
+    start = time.perf_counter()
+    runs = 0
+    while runs < 2 or time.perf_counter() - start < settings.warmup_s:
+        session.run(None, feed)
+        runs += 1
+    times: list[int] = []
+    energy_start = counter.read() if counter is not None else None
+    start = time.perf_counter()
+    while True:
+        check_at = time.perf_counter() + settings.check_every_s
+        while True:
+            t0 = time.perf_counter_ns()
+            session.run(None, feed)
+            times.append(time.perf_counter_ns() - t0)
+            if time.perf_counter() >= check_at:
+                break
+        elapsed = time.perf_counter() - start
+        if elapsed >= settings.max_s or (elapsed >= settings.min_s and len(times) >= settings.min_repeats
+                                         and _settled(times, settings.rel_ci)):
+            break
+    energy_j = None if counter is None else counter.joules_between(energy_start, counter.read())
+    if energy_j is not None and energy_j <= 0:
+        raise RuntimeError(f"the energy counter did not advance over {elapsed:.2f} s of inferences; "
+                           "raise TimingSettings.min_s or use the power_x_time method")
+    ms = np.asarray(times) / 1e6
+    return Timing(float(np.median(ms)), float(iqr(ms)), len(times), energy_j)
+
+
+def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dtype: str = "int8",
+                    threads: int = 1, method: str = "auto",
+                    settings: TimingSettings = TimingSettings(), model: EnergyModel | None = None,
+                    powercap_root: Path = POWERCAP_ROOT,
+                    on_record: Callable[[int, Measurement], None] | None = None) -> list[Measurement]:
+    """Measure latency and energy per inference of each ``model_id -> genome`` on this host.
+
+    Args:
+        profile: the device profile recorded with each measurement (its power is used by the
+            ``power_x_time`` method).
+        method: ``auto`` (the RAPL counter when readable), ``counter`` or ``power_x_time``.
+        model: an energy model whose prediction is stored beside each measurement.
+        on_record: called with ``(index, record)`` after each model, e.g. to report progress
+            and write the record at once.
+    """
+    counter = None if method == "power_x_time" else RaplCounter.find(powercap_root)
+    method = resolve_method(method, counter)
+    counter = counter if method == "counter" else None
+    hardware = hardware_fingerprint()
+    predicted = model.predict_mj(list(genomes.values())) if model is not None else [None] * len(genomes)
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, ((model_id, genome), prediction) in enumerate(zip(genomes.items(), predicted)):
+            path = export_onnx(genome, Path(tmp) / f"{i}.onnx", dtype)
+            timing = time_session(make_session(path, threads), {INPUT_NAME: random_input(genome)},
+                                  settings, counter)
+            path.unlink()
+            energy_mj = (timing.energy_j / timing.repeats * 1e3 if counter is not None
+                         else timing.latency_ms * profile.active_power_w)
+            record = Measurement(
+                model_id=model_id, genome=genome, dtype=dtype, threads=threads,
+                latency_ms=timing.latency_ms, latency_iqr_ms=timing.latency_iqr_ms,
+                repeats=timing.repeats, energy_mj=energy_mj, method=method,
+                device_profile=profile.name, active_power_w=profile.active_power_w,
+                hardware=hardware, runtime=RUNTIME,
+                predicted_mj=None if prediction is None else float(prediction))
+            records.append(record)
+            if on_record is not None:
+                on_record(i, record)
+    return records
+
+
+def measure_pareto(genomes: Sequence[Genome], profile: DeviceProfile, *,
+                   model: EnergyModel | None = None, **kwargs) -> list[Measurement]:
+    """Measure a search's final genomes on this host, beside ``model``'s predictions.
+
+    Genomes are identified by :func:`~moo_audio.energy.records.genome_id`; repeated genomes
+    are measured once. ``kwargs`` go to :func:`measure_genomes` (``dtype``, ``threads``, ...).
+    """
+    return measure_genomes({genome_id(g): g for g in genomes}, profile, model=model, **kwargs)

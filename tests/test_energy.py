@@ -1,0 +1,379 @@
+"""Energy: ONNX export and quantization, timing, RAPL method selection, records and the
+bundle/import workflow, features and the random-forest energy model."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import itertools
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from moo_audio.costs import network_cost
+from moo_audio.energy import AnalyticEnergyModel, EnergyModel
+from moo_audio.energy.bundle import design, import_results, load_manifest, write_bundle
+from moo_audio.energy.cli import add_energy_commands
+from moo_audio.energy.features import FEATURE_NAMES, feature_dict, feature_matrix
+from moo_audio.energy.forest import ForestEnergyModel, accuracy, fit_measurements
+from moo_audio.energy.measure import (
+    INPUT_NAME,
+    TimingSettings,
+    export_onnx,
+    make_session,
+    measure_genomes,
+    measure_pareto,
+    random_input,
+    random_network,
+)
+from moo_audio.energy.profiles import (
+    PROFILES,
+    DeviceProfile,
+    RaplCounter,
+    load_profile,
+    resolve_method,
+)
+from moo_audio.energy.records import Measurement, genome_id, read_measurements, write_measurements
+from moo_audio.nets import baseline, with_frontend
+from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
+
+TINY = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20),
+              (Block("dsconv", 8, 3, 2, pool=True), Block("mbconv", 8, 3, 1, expansion=2, skip=True)))
+TINY_1D = with_frontend(TINY, replace(TINY.frontend, representation="1d"))
+FAST = TimingSettings(warmup_s=0.0, min_s=0.01, max_s=0.05, check_every_s=0.01)
+PROFILE = PROFILES["host-cpu-core"]
+
+
+# ---- export, quantization, timing --------------------------------------------------------
+
+@pytest.mark.parametrize("genome", [TINY, TINY_1D], ids=["2d", "1d"])
+def test_float32_onnx_matches_torch(tmp_path, genome):
+    path = export_onnx(genome, tmp_path / "m.onnx", "float32")
+    x = random_input(genome, seed=3)
+    (onnx_out,) = make_session(path).run(None, {INPUT_NAME: x})
+    with torch.no_grad():
+        torch_out = random_network(genome).eval()(torch.from_numpy(x)).numpy()
+    assert onnx_out.shape == (1, genome.n_classes)
+    np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-5)
+
+
+def test_int8_quantization_gives_a_runnable_qdq_model(tmp_path):
+    path = export_onnx(TINY, tmp_path / "q.onnx", "int8")
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    (out,) = make_session(path).run(None, {INPUT_NAME: random_input(TINY)})
+    assert out.shape == (1, TINY.n_classes) and np.all(np.isfinite(out))
+
+
+def test_unknown_dtype_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown dtype 'int4'"):
+        export_onnx(TINY, tmp_path / "m.onnx", "int4")
+
+
+def test_measure_power_x_time_and_pareto_predictions():
+    records = measure_pareto([TINY, TINY, TINY_1D], PROFILE, model=AnalyticEnergyModel(),
+                             dtype="float32", method="power_x_time", settings=FAST)
+    assert [r.model_id for r in records] == [genome_id(TINY), genome_id(TINY_1D)]  # deduplicated
+    for r in records:
+        assert r.method == "power_x_time" and r.repeats >= FAST.min_repeats
+        assert r.energy_mj == pytest.approx(r.latency_ms * PROFILE.active_power_w)
+        assert r.latency_iqr_ms >= 0 and r.predicted_mj > 0 and r.runtime.startswith("onnxruntime")
+
+
+# ---- device profiles and the RAPL counter ------------------------------------------------
+
+def _fake_powercap(root: Path, energy_uj: int = 5_000, max_uj: int = 1_000_000) -> Path:
+    for zone in ("intel-rapl:0", "intel-rapl:0:0"):  # a package and its core sub-zone
+        (root / zone).mkdir(parents=True)
+        (root / zone / "energy_uj").write_text(f"{energy_uj}\n")
+        (root / zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return root
+
+
+def test_method_selection_follows_the_counter(tmp_path):
+    counter = RaplCounter.find(_fake_powercap(tmp_path / "rapl"))
+    assert counter is not None and [z.name for z in counter.zones] == ["intel-rapl:0"]
+    assert counter.read() == (5_000,)
+    assert resolve_method("auto", counter) == "counter"
+    assert RaplCounter.find(tmp_path / "nothing") is None
+    assert resolve_method("auto", None) == "power_x_time"
+    assert resolve_method("power_x_time", counter) == "power_x_time"
+    with pytest.raises(ValueError, match="no readable energy counter"):
+        resolve_method("counter", None)
+
+
+def test_counter_wraps_around(tmp_path):
+    counter = RaplCounter.find(_fake_powercap(tmp_path, max_uj=1_000))
+    assert counter.joules_between((990,), (10,)) == pytest.approx(21e-6)
+    assert counter.joules_between((10,), (990,)) == pytest.approx(980e-6)
+
+
+def test_measure_reads_the_counter(tmp_path, monkeypatch):
+    readings = itertools.count(0, 500_000)  # 0.5 J between consecutive readings
+    monkeypatch.setattr(RaplCounter, "read", lambda self: (next(readings),))
+    (record,) = measure_genomes({"tiny": TINY}, PROFILE, dtype="float32", settings=FAST,
+                                powercap_root=_fake_powercap(tmp_path))
+    assert record.method == "counter"
+    assert record.energy_mj == pytest.approx(500 / record.repeats)
+
+
+def test_a_counter_that_does_not_advance_is_an_error(tmp_path):
+    with pytest.raises(RuntimeError, match="did not advance"):
+        measure_genomes({"tiny": TINY}, PROFILE, dtype="float32", settings=FAST, method="counter",
+                        powercap_root=_fake_powercap(tmp_path))
+
+
+def test_profiles_load_from_toml_and_json(tmp_path):
+    assert load_profile("watch-mcu") is PROFILES["watch-mcu"]
+    (tmp_path / "p.toml").write_text('name = "pixel-7-a78"\nactive_power_w = 1.2\n')
+    (tmp_path / "p.json").write_text('{"name": "board", "active_power_w": 0.5, "description": "x"}')
+    assert load_profile(tmp_path / "p.toml") == DeviceProfile("pixel-7-a78", 1.2)
+    assert load_profile(str(tmp_path / "p.json")).active_power_w == 0.5
+
+
+@pytest.mark.parametrize("content, error", [
+    ('name = "x"\nactive_power_w = -1\n', "active_power_w must be a positive number"),
+    ('name = "x"\n', "missing field.*active_power_w"),
+    ('name = "x"\nactive_power_w = 1\nvolts = 3\n', "unknown field.*volts"),
+    ('name = \n', "not valid TOML"),
+])
+def test_bad_profile_files_are_refused(tmp_path, content, error):
+    (tmp_path / "bad.toml").write_text(content)
+    with pytest.raises(ValueError, match=error):
+        load_profile(tmp_path / "bad.toml")
+
+
+def test_unknown_profile_and_missing_file():
+    with pytest.raises(ValueError, match="unknown device profile 'toaster'"):
+        load_profile("toaster")
+    with pytest.raises(FileNotFoundError):
+        load_profile("missing.toml")
+
+
+# ---- records -----------------------------------------------------------------------------
+
+def _record(model_id: str, genome: Genome = TINY, energy: float = 1.0, **kw) -> Measurement:
+    fields = {"model_id": model_id, "genome": genome, "dtype": "int8", "threads": 1,
+              "latency_ms": energy / 4, "latency_iqr_ms": 0.01, "repeats": 100, "energy_mj": energy,
+              "method": "power_x_time", "device_profile": "host-cpu-core", "active_power_w": 4.0,
+              "hardware": "cpu X | 2 cores", "runtime": "onnxruntime 1.0"}
+    return Measurement(**{**fields, **kw})
+
+
+def test_measurements_round_trip(tmp_path):
+    records = [_record("a"), _record("b", TINY_1D, 2.5, latency_iqr_ms=None, repeats=None)]
+    path = write_measurements(records, tmp_path / "m.csv")
+    assert read_measurements(path) == records
+    with pytest.raises(ValueError, match="already exists"):
+        write_measurements(records, path)
+
+
+def test_mixed_setups_are_refused_unless_allowed(tmp_path):
+    records = [_record("a"), _record("b", method="counter")]
+    with pytest.raises(ValueError, match="differs from the table's setup in method"):
+        write_measurements(records, tmp_path / "m.csv")
+    path = write_measurements(records, tmp_path / "mixed.csv", allow_mixed=True)
+    with pytest.raises(ValueError, match=r"mix method values \['counter', 'power_x_time'\]"):
+        read_measurements(path)
+    assert len(read_measurements(path, allow_mixed=True)) == 2
+
+
+# ---- bundle and import -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    write_bundle({"tiny": TINY, "tiny1d": TINY_1D}, out, dtype="float32")
+    return out
+
+
+def test_bundle_manifest(bundle):
+    models = load_manifest(bundle)
+    assert set(models) == {"tiny", "tiny1d"}
+    entry = models["tiny1d"]
+    assert entry["genome"] == TINY_1D and entry["input_shape"] == [1, *TINY_1D.frontend.input_shape]
+    assert entry["sha256"] == hashlib.sha256((bundle / entry["file"]).read_bytes()).hexdigest()
+    assert "latency_ms" in (bundle / "README.md").read_text()
+    with pytest.raises(ValueError, match="already holds a bundle"):
+        write_bundle({"tiny": TINY}, bundle)
+
+
+def _results(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_import_without_energy_uses_the_profile_power(bundle, tmp_path):
+    results = _results(tmp_path / "r.csv", [["model_id", "latency_ms", "repeats"],
+                                            ["tiny", "2.0", "100"], ["tiny1d", "0.5", ""]])
+    records = import_results(results, bundle, PROFILES["phone-big-core"], "Pixel 7")
+    assert [(r.method, r.energy_mj, r.repeats) for r in records] == [
+        ("power_x_time", 3.0, 100), ("power_x_time", 0.75, None)]
+    assert records[1].genome == TINY_1D and records[0].dtype == "float32"
+
+
+def test_import_keeps_measured_energy(bundle, tmp_path):
+    results = _results(tmp_path / "r.csv", [["model_id", "latency_ms", "energy_mj"], ["tiny", "2", "0.7"]])
+    (record,) = import_results(results, bundle, PROFILES["watch-mcu"], "board")
+    assert record.method == "counter" and record.energy_mj == 0.7
+
+
+@pytest.mark.parametrize("rows, error", [
+    ([["model_id"], ["tiny"]], "missing column.*latency_ms"),
+    ([["model_id", "latency_ms", "energy_mJ"], ["tiny", "1", "1"]], "unknown column.*energy_mJ"),
+    ([["model_id", "latency_ms"], ["tiny", "1"], ["nope", "1"]],
+     "line 3, column model_id: unknown model id 'nope'"),
+    ([["model_id", "latency_ms"], ["tiny", "fast"]], "line 2, column latency_ms: 'fast' is not a number"),
+    ([["model_id", "latency_ms"], ["tiny", "0"]], "line 2, column latency_ms: '0' must be finite and > 0"),
+    ([["model_id", "latency_ms"], ["tiny", "nan"]], "line 2, column latency_ms: 'nan' must be finite"),
+    ([["model_id", "latency_ms", "energy_mj"], ["tiny", "1", "-2"]], "line 2, column energy_mj: '-2'"),
+    ([["model_id", "latency_ms", "energy_mj"], ["tiny", "1", ""]], "line 2, column energy_mj: empty value"),
+    ([["model_id", "latency_ms", "repeats"], ["tiny", "1", "2.5"]],
+     "column repeats: '2.5' is not an integer"),
+    ([["model_id", "latency_ms"], ["tiny", "1"], ["tiny", "2"]],
+     "line 3, column model_id: 'tiny' duplicates .*line 2"),
+    ([["model_id", "latency_ms"], ["tiny", "1", "9"]], "line 2: expected 2 fields"),
+    ([["model_id", "latency_ms"]], "no data rows"),
+    ([], "empty file"),
+])
+def test_import_validation_errors(bundle, tmp_path, rows, error):
+    results = _results(tmp_path / "r.csv", rows)
+    with pytest.raises(ValueError, match=error):
+        import_results(results, bundle, PROFILE, "host")
+
+
+def test_import_needs_existing_files(bundle, tmp_path):
+    results = _results(tmp_path / "r.csv", [["model_id", "latency_ms"], ["tiny", "1"]])
+    with pytest.raises(FileNotFoundError, match="no bundle manifest"):
+        import_results(results, tmp_path / "nobundle", PROFILE, "host")
+    with pytest.raises(FileNotFoundError, match="file not found"):
+        import_results(tmp_path / "none.csv", bundle, PROFILE, "host")
+
+
+def test_cli_import_then_fit(bundle, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_energy_commands(parser.add_subparsers(dest="command", required=True))
+    results = _results(tmp_path / "r.csv", [["model_id", "latency_ms"], ["tiny", "2"], ["tiny1d", "1"]])
+    out = tmp_path / "m.csv"
+    argv = ["energy", "import", str(results), "--bundle", str(bundle), "--out", str(out),
+            "--profile", "phone-little-core", "--hardware", "Pixel 7 A55"]
+    parser.parse_args(argv).func(parser.parse_args(argv))
+    assert "imported 2 of 2 bundle models (power_x_time)" in capsys.readouterr().out
+    assert [r.energy_mj for r in read_measurements(out)] == pytest.approx([0.6, 0.3])
+    argv = ["energy", "fit", str(out), "--out", str(tmp_path / "f.joblib"), "--folds", "2"]
+    parser.parse_args(argv).func(parser.parse_args(argv))
+    assert ForestEnergyModel.load(tmp_path / "f.joblib").setup["device_profile"] == "phone-little-core"
+    with pytest.raises(ValueError, match="already exists"):
+        parser.parse_args(argv).func(parser.parse_args(argv))
+
+
+# ---- sample design and features ----------------------------------------------------------
+
+def test_design_is_distinct_deterministic_and_has_baselines():
+    genomes = design(40, seed=1)
+    assert list(genomes) == list(design(40, seed=1))
+    assert len(genomes) == 48 and len({genome_id(g) for g in genomes.values()}) == 48
+    assert genomes["mobilenet_v2_x0.50"] == baseline("mobilenet_v2", 0.5)
+    space = SearchSpace()
+    for genome in itertools.islice(genomes.values(), 40):
+        space.check(genome)
+    assert list(design(0)) == [k for k in genomes if k.startswith("mobilenet")]
+
+
+@pytest.mark.parametrize("genome", [TINY, TINY_1D, baseline("mobilenet_v1", 0.25),
+                                    baseline("mobilenet_v2", 1.0)])
+def test_features_are_fixed_finite_and_consistent(genome):
+    features = feature_dict(genome)
+    assert tuple(features) == FEATURE_NAMES
+    assert all(np.isfinite(v) for v in features.values())
+    cost = network_cost(genome)
+    assert features["macs"] == cost.macs
+    assert features["macs"] == sum(features[f"macs_{k}"] for k in (
+        "conv_full", "conv_pointwise", "conv_depthwise", "linear"))
+    assert features["representation_1d"] == (genome.frontend.representation == "1d")
+
+
+def test_feature_matrix_shape():
+    assert feature_matrix([TINY, TINY_1D]).shape == (2, len(FEATURE_NAMES))
+    assert feature_matrix([]).shape == (0, len(FEATURE_NAMES))
+
+
+# ---- the random forest -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def training():
+    genomes = SearchSpace().sample(60, seed=0)
+    # synthetic "measurements": an affine function of MACs and layer count, 3% noise
+    rng = np.random.default_rng(0)
+    energy = np.array([2e-7 * network_cost(g).macs + 0.02 * len(network_cost(g).layers)
+                       for g in genomes]) * rng.lognormal(0, 0.03, len(genomes))
+    return genomes, energy
+
+
+def test_forest_fit_predict_and_spread(training):
+    genomes, energy = training
+    model = ForestEnergyModel({"device_profile": "p", "dtype": "int8"}, n_estimators=50)
+    report = model.cross_validate(genomes, energy, folds=3)
+    assert report.n == 60 and 0 <= report.within_10 <= report.within_20 <= 1
+    model.fit(genomes[:50], energy[:50])
+    assert isinstance(model, EnergyModel) and model.name == "random-forest(p/int8, n=50)"
+    mean, std = model.predict_with_spread(genomes[50:])
+    np.testing.assert_allclose(mean, model.predict_mj(genomes[50:]))
+    assert np.all(std >= 0) and np.all(mean > 0)
+    assert accuracy(energy[50:], mean).r2_log > 0.5  # held out: the forest learnt the trend
+    assert model.predict_mj([]).shape == (0,)
+
+
+def test_forest_rejects_bad_training_data(training):
+    genomes, energy = training
+    with pytest.raises(ValueError, match=r"energy_mj\[1\] = -1.0"):
+        ForestEnergyModel().fit(genomes[:3], [1.0, -1.0, 2.0])
+    with pytest.raises(ValueError, match="got 3 genomes"):
+        ForestEnergyModel().fit(genomes[:3], energy[:2])
+    with pytest.raises(ValueError, match="not fitted"):
+        ForestEnergyModel().predict_mj(genomes[:1])
+
+
+def test_forest_save_load_round_trip_and_refusals(training, tmp_path):
+    genomes, energy = training
+    records = [_record(f"m{i}", g, e) for i, (g, e) in enumerate(zip(genomes, energy))]
+    model = fit_measurements(records, folds=3, n_estimators=30)
+    path = model.save(tmp_path / "forest.joblib")
+    loaded = ForestEnergyModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_mj(genomes), model.predict_mj(genomes))
+    assert loaded.cv_report == model.cv_report and loaded.name == model.name
+    assert loaded.setup["hardware"] == "cpu X | 2 cores"
+
+    sidecar = tmp_path / "forest.joblib.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "sklearn_version": "0.1.0"}))
+    with pytest.warns(UserWarning, match="saved with scikit-learn 0.1.0"):
+        ForestEnergyModel.load(path)
+    sidecar.write_text(json.dumps({**meta, "feature_names": [*FEATURE_NAMES[:-1], "tempo"]}))
+    with pytest.raises(ValueError, match="another feature list.*representation_1d, tempo"):
+        ForestEnergyModel.load(path)
+    with pytest.raises(FileNotFoundError):
+        ForestEnergyModel.load(tmp_path / "none.joblib")
+
+
+def test_fit_measurements_refuses_mixed_setups(training):
+    genomes, _ = training
+    records = [_record("a", genomes[0], 1.0), _record("b", genomes[1], 2.0, hardware="other")]
+    with pytest.raises(ValueError, match="mix hardware values"):
+        fit_measurements(records, folds=2)
+
+
+def test_no_warnings_on_load(training, tmp_path):
+    genomes, energy = training
+    path = ForestEnergyModel(n_estimators=5).fit(genomes, energy).save(tmp_path / "f.joblib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ForestEnergyModel.load(path)
