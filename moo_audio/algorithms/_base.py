@@ -1,0 +1,125 @@
+"""Shared machinery of the unit-cube algorithms: evaluation archive, novelty, budget, selection."""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.core.algorithm import Algorithm
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.core.survival import split_by_feasibility
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+from pymoo.termination.max_eval import MaximumFunctionCallTermination
+from pymoo.util.display.multi import MultiObjectiveOutput
+from pymoo.util.optimum import filter_optimum
+
+from moo_audio.algorithms._space import UnitCube, row_keys
+
+#: tries (one-gene mutations, then uniform samples) to turn a duplicate candidate into a new one
+_NOVELTY_TRIES = 10
+
+
+def mark_failed(pop: Population) -> None:
+    """Mark evaluations with non-finite objectives or constraint violation as infeasible (``CV = inf``).
+
+    Their ``F`` stays as returned; pymoo's optimum filtering, survival and our models then treat them
+    as the worst possible points instead of comparing NaNs.
+    """
+    F, CV = pop.get("F", "CV")
+    failed = ~(np.all(np.isfinite(F), axis=1) & np.all(np.isfinite(CV), axis=1))
+    for ind in pop[failed]:
+        ind.CV = np.array([np.inf])
+
+
+def rank_and_crowding(problem: Problem, pop: Population, n: int, rng: np.random.Generator) -> Population:
+    """The ``n`` best of ``pop`` by pymoo's rank-and-crowding survival, feasible ones first.
+
+    The feasibility split is done here rather than by the survival, which skips it on problems that
+    declare no constraints, while failed evaluations (see :func:`mark_failed`) occur on any problem.
+    """
+    feas, infeas = split_by_feasibility(pop, sort_infeas_by_cv=True)
+    best = RankAndCrowding().do(problem, pop[feas], n_survive=n, random_state=rng)
+    return Population.merge(best, pop[infeas[: n - len(best)]])
+
+
+class UnitCubeAlgorithm(Algorithm):
+    """Base of the moo_audio algorithms: they search :class:`UnitCube` and remember every evaluation.
+
+    Subclasses create candidates as cube points and pass them through :meth:`_novel`, which decodes
+    and repairs them, drops points already evaluated, and caps the batch at the remaining
+    ``n_evals`` budget. Every individual told to the algorithm is appended to :attr:`evaluated`
+    (with its cube point as attribute ``"U"``); :attr:`opt` is the non-dominated feasible subset of it.
+    """
+
+    def __init__(self, output=None, **kwargs):
+        super().__init__(output=output if output is not None else MultiObjectiveOutput(), **kwargs)
+
+    def _setup(self, problem: Problem, **kwargs) -> None:
+        self.space = UnitCube(problem)
+        self.evaluated = Population.empty()
+        self._seen: set[bytes] = set()
+
+    def advance(self, infills: Population | None = None, **kwargs):
+        if infills is not None and len(infills) > 0:
+            self._record(infills)
+        return super().advance(infills=infills, **kwargs)
+
+    def _record(self, pop: Population) -> None:
+        mark_failed(pop)
+        missing = [ind for ind in pop if ind.get("U") is None]
+        if missing:
+            U = self.space.encode(np.array([ind.X for ind in missing]))
+            for ind, u in zip(missing, U):
+                ind.set("U", u)
+        self._seen.update(row_keys(pop.get("U")))
+        self.evaluated = Population.merge(self.evaluated, pop)
+
+    def _set_optimum(self) -> None:
+        self.opt = filter_optimum(self.evaluated, least_infeasible=True)
+
+    def _budget(self, n: int) -> int:
+        """``n`` capped at the evaluations left under an ``("n_evals", N)`` termination."""
+        if isinstance(self.termination, MaximumFunctionCallTermination):
+            return int(max(0, min(n, self.termination.n_max_evals - self.evaluator.n_eval)))
+        return n
+
+    def _novel(self, U: np.ndarray) -> tuple[Population, np.ndarray]:
+        """Candidates from cube points: decoded, repaired, new (not evaluated, not repeated), in budget.
+
+        A duplicate row is replaced by one-gene mutations of itself, then by uniform samples; a row
+        still duplicate after that is dropped (the space is nearly exhausted) and, if no row is left,
+        the run is terminated.
+
+        Returns:
+            The population (``X`` and ``"U"`` set) and, for each of its members, its row in ``U``.
+        """
+        U = np.atleast_2d(U)[: self._budget(len(U))]
+        seen, rows, out_X, out_U = set(self._seen), [], [None] * len(U), [None] * len(U)
+        todo, pending = np.arange(len(U)), U
+        for attempt in range(_NOVELTY_TRIES + 1):
+            X, Uc = self.space.canonical(pending)
+            again = []
+            for i, x, u, key in zip(todo, X, Uc, row_keys(Uc)):
+                if key in seen:
+                    again.append(i)
+                else:
+                    seen.add(key)
+                    rows.append(i)
+                    out_X[i], out_U[i] = x, u
+            if not again or attempt == _NOVELTY_TRIES:
+                break
+            todo = np.array(again)
+            mutate = attempt < _NOVELTY_TRIES // 2
+            pending = self.space.mutate(U[todo], self.random_state) if mutate else (
+                self.space.sample(len(todo), self.random_state))
+        rows = np.sort(np.array(rows, dtype=int))
+        if len(U) and not len(rows):
+            self.termination.terminate()
+        if self.space.encoder is not None:
+            X = np.empty(len(rows), dtype=object)
+            X[:] = [out_X[i] for i in rows]
+        else:
+            X = np.array([out_X[i] for i in rows]).reshape(len(rows), self.space.n_dims)
+        pop = Population.new("X", X)
+        if len(rows):
+            pop.set("U", np.stack([out_U[i] for i in rows]))
+        return pop, rows

@@ -1,0 +1,394 @@
+"""Multi-objective Bayesian optimisation with BoTorch, as a pymoo Algorithm.
+
+One Gaussian process per expensive objective (``SingleTaskGP``, or ``MixedSingleTaskGP`` when the
+space has unordered choices), plus one for feasibility when some evaluation failed or violated a
+constraint, in a ``ModelListGP``. Objectives a problem declares cheap (``cheap_objectives`` +
+``evaluate_cheap``) are not modelled: the acquisition reads their exact values (see
+:class:`BoTorchMOBO`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from botorch.acquisition import qLogNoisyExpectedImprovement, qUpperConfidenceBound
+from botorch.acquisition.acquisition import AcquisitionFunction
+from botorch.acquisition.multi_objective import (
+    qExpectedHypervolumeImprovement,
+    qLogNoisyExpectedHypervolumeImprovement,
+    qNoisyExpectedHypervolumeImprovement,
+)
+from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
+from botorch.acquisition.objective import ConstrainedMCObjective, GenericMCObjective
+from botorch.acquisition.utils import get_infeasible_cost
+from botorch.exceptions.errors import ModelFittingError
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
+from botorch.models.transforms import Normalize, Standardize
+from botorch.optim import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed_alternating
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.multi_objective.box_decompositions import FastNondominatedPartitioning
+from botorch.utils.multi_objective.hypervolume import infer_reference_point
+from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
+from botorch.utils.sampling import sample_simplex
+from gpytorch.mlls import SumMarginalLogLikelihood
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from moo_audio.algorithms._base import UnitCubeAlgorithm
+from moo_audio.algorithms._space import UnitCube, row_keys
+
+Acquisition = Literal["qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB"]
+ACQUISITIONS: tuple[str, ...] = ("qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB")
+_DTYPE = torch.float64
+
+
+def inferred_reference_point(F: np.ndarray) -> np.ndarray:
+    """Reference point (minimisation frame) from observed objectives: the nadir of their Pareto
+    front pushed out by 10% of its range (BoTorch's ``infer_reference_point``)."""
+    front = F[NonDominatedSorting().do(F, only_non_dominated_front=True)]
+    return -infer_reference_point(-torch.as_tensor(front, dtype=_DTYPE)).numpy()
+
+
+class CheapObjectives:
+    """Exact values of a problem's cheap objectives at cube points, in BoTorch's maximisation frame.
+
+    Each distinct point is computed once, in batch (``problem.evaluate_cheap`` on the decoded and
+    repaired candidates), and then looked up, so acquisition functions can call it freely.
+    """
+
+    def __init__(self, problem: Problem, space: UnitCube, indices: tuple[int, ...]):
+        self.problem, self.space, self.indices = problem, space, indices
+        self._values: dict[bytes, np.ndarray] = {}
+
+    def remember(self, U: np.ndarray, F: np.ndarray) -> None:
+        """Store values already known (``F`` in the minimisation frame, all objectives)."""
+        self._values.update(zip(row_keys(U), -F[:, self.indices]))
+
+    def compute(self, U: np.ndarray) -> np.ndarray:
+        """Values at cube points ``(n, d)`` (maximisation frame); computes the unknown ones."""
+        keys = row_keys(U)
+        todo = {key: u for key, u in zip(keys, U) if key not in self._values}
+        if todo:
+            X, _ = self.space.canonical(np.array(list(todo.values())))
+            values = np.asarray(self.problem.evaluate_cheap(X), dtype=float)
+            if values.shape != (len(todo), len(self.indices)):
+                raise ValueError(
+                    f"evaluate_cheap returned shape {values.shape} for {len(todo)} candidates, "
+                    f"expected {(len(todo), len(self.indices))} (one column per cheap objective)"
+                )
+            self._values.update(zip(todo, -values))
+        return np.stack([self._values[key] for key in keys])
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        flat = X.detach().reshape(-1, X.shape[-1]).cpu().numpy()
+        return torch.as_tensor(self.compute(flat), dtype=X.dtype).reshape(*X.shape[:-1], -1)
+
+
+class BoTorchMOBO(UnitCubeAlgorithm):
+    """Multi-objective Bayesian optimisation over the unit-cube view of any pymoo problem.
+
+    A scrambled Sobol design of ``n_init`` points, then batches of ``q`` candidates maximising the
+    chosen acquisition (BoTorch maximises, so objectives enter negated):
+
+    * ``"qLogNEHVI"`` (default), ``"qNEHVI"``: noisy expected hypervolume improvement (Daulton et al.
+      2021; the log version, Ament et al. 2023, is numerically better behaved);
+    * ``"qEHVI"``: expected hypervolume improvement over the observed front (Daulton et al. 2020);
+    * ``"qNParEGO"``: noisy log-EI of a random augmented Chebyshev scalarisation per candidate
+      (Knowles 2006, as in BoTorch);
+    * ``"rs-UCB"``: UCB of a random Chebyshev scalarisation per candidate (Paria et al. 2019).
+
+    Failed evaluations (non-finite objectives) are left out of the objective GPs; when any
+    evaluation failed or was infeasible, a further GP fitted to a feasibility label (-1 feasible,
+    +1 infeasible or failed) is passed as a BoTorch outcome constraint, so the acquisition steers
+    away from such regions. Hypervolume reference: ``ref_point`` (minimisation frame) or, by default,
+    inferred each iteration from the feasible observations (:func:`inferred_reference_point`).
+
+    Acquisition optimisation (``acqf_optimizer``):
+
+    * ``"continuous"``: BoTorch's ``optimize_acqf_mixed_alternating``, which is plain ``optimize_acqf``
+      (multi-start L-BFGS over the cube) on continuous spaces and alternates L-BFGS on the real
+      dimensions with local search over the canonical values of integer/choice dimensions otherwise.
+      Candidates are then decoded, repaired and deduplicated, so relaxed coordinates (e.g. of a
+      problem whose own ``repair`` snaps vectors to valid designs) are rounded only there.
+    * ``"discrete"``: ``optimize_acqf_discrete`` over ``n_candidates`` canonical candidates (one
+      third Sobol, the rest Gaussian and one-gene perturbations of the current Pareto set), already
+      decoded, repaired, new and (with cheap objectives) scored exactly.
+    * ``"auto"`` (default): ``"discrete"`` when exact cheap objectives are used (their function may
+      not be differentiable), ``"continuous"`` otherwise.
+
+    Args:
+        acquisition: one of :data:`ACQUISITIONS`.
+        q: candidates per iteration (batch size).
+        n_init: size of the initial Sobol design; default ``min(2 (d + 1), 20)``.
+        ref_point: hypervolume reference point, minimisation frame, one value per objective.
+        exact_cheap_objectives: model only the expensive objectives and use the problem's exact cheap
+            ones; default: whenever the problem declares ``cheap_objectives``.
+        acqf_optimizer: ``"auto"``, ``"continuous"`` or ``"discrete"`` (see above).
+        num_restarts: L-BFGS restarts of the continuous optimiser.
+        raw_samples: raw samples to pick the restarts from.
+        mc_samples: quasi-Monte-Carlo samples of the acquisition.
+        n_candidates: size of the candidate set of the discrete optimiser.
+        ucb_beta: exploration weight of ``"rs-UCB"``.
+        maxiter_alternating: alternating steps of the continuous optimiser on mixed spaces.
+    """
+
+    def __init__(
+        self,
+        acquisition: Acquisition = "qLogNEHVI",
+        q: int = 4,
+        n_init: int | None = None,
+        ref_point: np.ndarray | None = None,
+        exact_cheap_objectives: bool | None = None,
+        acqf_optimizer: Literal["auto", "continuous", "discrete"] = "auto",
+        num_restarts: int = 4,
+        raw_samples: int = 128,
+        mc_samples: int = 32,
+        n_candidates: int = 1024,
+        ucb_beta: float = 0.2,
+        maxiter_alternating: int = 8,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {ACQUISITIONS}")
+        if acqf_optimizer not in ("auto", "continuous", "discrete"):
+            raise ValueError(f"acqf_optimizer must be 'auto', 'continuous' or 'discrete', got {acqf_optimizer!r}")
+        for name, value in dict(q=q, num_restarts=num_restarts, raw_samples=raw_samples,
+                                mc_samples=mc_samples, n_candidates=n_candidates).items():
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if n_init is not None and n_init < 1:
+            raise ValueError(f"n_init must be >= 1, got {n_init}")
+        self.acquisition, self.q, self.n_init, self.ref_point = acquisition, q, n_init, ref_point
+        self.exact_cheap_objectives, self.acqf_optimizer = exact_cheap_objectives, acqf_optimizer
+        self.num_restarts, self.raw_samples, self.mc_samples = num_restarts, raw_samples, mc_samples
+        self.n_candidates, self.ucb_beta = n_candidates, ucb_beta
+        self.maxiter_alternating = maxiter_alternating
+
+    # ------------------------------------------------------------------ setup and pymoo hooks
+
+    def _setup(self, problem: Problem, **kwargs) -> None:
+        super()._setup(problem, **kwargs)
+        if problem.n_obj < 2:
+            raise ValueError("BoTorchMOBO is multi-objective: the problem needs at least two objectives")
+        if self.ref_point is not None and np.shape(self.ref_point) != (problem.n_obj,):
+            raise ValueError(f"ref_point needs {problem.n_obj} values, got shape {np.shape(self.ref_point)}")
+        declared = tuple(int(j) for j in getattr(problem, "cheap_objectives", ()) or ())
+        use_cheap = bool(declared) if self.exact_cheap_objectives is None else self.exact_cheap_objectives
+        if use_cheap and not (declared and callable(getattr(problem, "evaluate_cheap", None))):
+            raise ValueError("exact_cheap_objectives needs a problem with `cheap_objectives` and `evaluate_cheap`")
+        self.cheap = declared if use_cheap else ()
+        if any(not 0 <= j < problem.n_obj for j in self.cheap) or len(set(self.cheap)) != len(self.cheap):
+            raise ValueError(f"cheap_objectives {self.cheap} must be distinct objective indices < {problem.n_obj}")
+        self.expensive = [j for j in range(problem.n_obj) if j not in self.cheap]
+        if not self.expensive:
+            raise ValueError("all objectives are declared cheap: nothing for Bayesian optimisation to model")
+        optimizer = self.acqf_optimizer
+        if optimizer == "auto":
+            optimizer = "discrete" if self.cheap else "continuous"
+        if self.cheap and optimizer != "discrete":
+            raise ValueError("exact cheap objectives need acqf_optimizer='discrete' (they have no gradients)")
+        self._optimizer = optimizer
+
+    def _initialize_infill(self) -> Population:
+        n = self.n_init if self.n_init is not None else min(2 * (self.space.n_dims + 1), 20)
+        return self._novel(self.space.sobol(n, self.random_state))[0]
+
+    def _infill(self) -> Population:
+        q = self._budget(self.q)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(self.random_state.integers(2**31)))
+            U = self.propose(q)
+        return self._novel(U)[0]
+
+    def _initialize_advance(self, infills=None, **kwargs) -> None:
+        self.pop = self.evaluated
+
+    def _advance(self, infills=None, **kwargs) -> None:
+        self.pop = self.evaluated
+
+    # ------------------------------------------------------------------ model
+
+    def _training_data(self):
+        """Cube points, expensive objectives (max frame, NaN where failed), feasibility labels."""
+        U = torch.as_tensor(self.evaluated.get("U"), dtype=_DTYPE)
+        F = self.evaluated.get("F").astype(float)
+        feasible = self.evaluated.get("FEAS")[:, 0]
+        Y = torch.as_tensor(-F[:, self.expensive], dtype=_DTYPE)
+        label = None if feasible.all() else torch.as_tensor(np.where(feasible, -1.0, 1.0)[:, None], dtype=_DTYPE)
+        return U, Y, label
+
+    def _gp(self, X: torch.Tensor, Y: torch.Tensor):
+        # the cube is the known domain: fixed bounds, as learned ones blow up a dimension the data
+        # happen not to vary
+        transforms = dict(
+            input_transform=Normalize(d=X.shape[-1], bounds=torch.as_tensor(self.space.bounds, dtype=_DTYPE)),
+            outcome_transform=Standardize(m=1),
+        )
+        if self.space.categorical:
+            return MixedSingleTaskGP(X, Y, cat_dims=sorted(self.space.categorical), **transforms)
+        return SingleTaskGP(X, Y, **transforms)
+
+    def fit_surrogate(self) -> ModelListGP:
+        """Fit the GPs to everything evaluated: one per expensive objective (on its finite values),
+        then one on the feasibility label when some evaluation was infeasible or failed."""
+        U, Y, label = self._training_data()
+        models = []
+        for k in range(Y.shape[1]):
+            ok = torch.isfinite(Y[:, k])
+            models.append(self._gp(U[ok], Y[ok, k : k + 1]))
+        if label is not None:
+            models.append(self._gp(U, label))
+        model = ModelListGP(*models)
+        fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
+        return model
+
+    # ------------------------------------------------------------------ proposal
+
+    def propose(self, q: int) -> np.ndarray:
+        """``q`` cube points maximising the acquisition (a Sobol batch while the data cannot support a
+        model: fewer than two usable values of an objective, or no feasible evaluation)."""
+        F, feasible = self.evaluated.get("F").astype(float), self.evaluated.get("FEAS")[:, 0]
+        usable = feasible & np.all(np.isfinite(F), axis=1)
+        counts = np.isfinite(F[:, self.expensive]).sum(axis=0)
+        if not usable.any() or counts.min() < 2:
+            return self.space.sobol(q, self.random_state)
+        try:
+            model = self.fit_surrogate()
+        except ModelFittingError as error:
+            warnings.warn(f"GP fitting failed ({error}); proposing a Sobol batch instead", stacklevel=2)
+            return self.space.sobol(q, self.random_state)
+
+        U_obs = self.evaluated.get("U")[usable]
+        F_obs = F[usable]
+        cheap = None
+        if self.cheap:
+            cheap = CheapObjectives(self.problem, self.space, self.cheap)
+            cheap.remember(U_obs, F_obs)
+        choices = self._candidate_set(U_obs, F_obs, cheap) if self._optimizer == "discrete" else None
+        if choices is not None and len(choices) == 0:
+            return self.space.sobol(q, self.random_state)
+
+        ref = np.asarray(self.ref_point, dtype=float) if self.ref_point is not None else inferred_reference_point(F_obs)
+        context = _Context(
+            model=model,
+            objective=self._multi_objective(cheap),
+            constraints=[lambda Z: Z[..., len(self.expensive)]] if len(model.models) > len(self.expensive) else None,
+            X_baseline=torch.as_tensor(U_obs, dtype=_DTYPE),
+            Y_obs=torch.as_tensor(-F_obs, dtype=_DTYPE),
+            ref_point=torch.as_tensor(-ref, dtype=_DTYPE),
+            sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])),
+        )
+        if self.acquisition in ("qNParEGO", "rs-UCB"):
+            return self._scalarized_batch(context, q, choices)
+        return self._optimize(self._hypervolume_acqf(context), q, choices)
+
+    def _multi_objective(self, cheap: CheapObjectives | None) -> GenericMCMultiOutputObjective:
+        """Model outcomes -> all objectives (max frame), inserting the exact cheap ones at their index."""
+        n_exp, order = len(self.expensive), np.argsort(self.expensive + list(self.cheap))
+
+        def objectives(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+            Z = samples[..., :n_exp]
+            if cheap is None:
+                return Z
+            exact = cheap(X).expand(*Z.shape[:-1], len(self.cheap))
+            return torch.cat([Z, exact], dim=-1)[..., order]
+
+        return GenericMCMultiOutputObjective(objectives)
+
+    def _hypervolume_acqf(self, c: "_Context") -> AcquisitionFunction:
+        common = dict(model=c.model, ref_point=c.ref_point, sampler=c.sampler, objective=c.objective,
+                      constraints=c.constraints)
+        if self.acquisition == "qEHVI":
+            partitioning = FastNondominatedPartitioning(ref_point=c.ref_point, Y=c.Y_obs)
+            return qExpectedHypervolumeImprovement(partitioning=partitioning, **common)
+        nehvi = qLogNoisyExpectedHypervolumeImprovement if self.acquisition == "qLogNEHVI" else (
+            qNoisyExpectedHypervolumeImprovement)
+        return nehvi(X_baseline=c.X_baseline, prune_baseline=True, **common)
+
+    def _scalarized_batch(self, c: "_Context", q: int, choices: torch.Tensor | None) -> np.ndarray:
+        """Sequential greedy batch, one random Chebyshev scalarisation per candidate."""
+        picked: list[np.ndarray] = []
+        for weights in sample_simplex(c.Y_obs.shape[1], n=q, dtype=_DTYPE, seed=int(self.random_state.integers(2**31))):
+            scalarize = get_chebyshev_scalarization(weights, c.Y_obs)
+            objective = GenericMCObjective(lambda Z, X=None, s=scalarize: s(c.objective(Z, X), X))
+            pending = torch.as_tensor(np.array(picked), dtype=_DTYPE) if picked else None
+            if self.acquisition == "qNParEGO":
+                acqf = qLogNoisyExpectedImprovement(
+                    c.model, c.X_baseline, sampler=c.sampler, objective=objective, constraints=c.constraints,
+                    X_pending=pending,
+                )
+            else:
+                if c.constraints is not None:
+                    objective = ConstrainedMCObjective(
+                        objective, c.constraints,
+                        infeasible_cost=get_infeasible_cost(c.X_baseline, c.model, objective),
+                    )
+                acqf = qUpperConfidenceBound(c.model, self.ucb_beta, sampler=c.sampler, objective=objective,
+                                             X_pending=pending)
+            picked.append(self._optimize(acqf, 1, choices)[0])
+        return np.array(picked)
+
+    def _optimize(self, acqf: AcquisitionFunction, q: int, choices: torch.Tensor | None) -> np.ndarray:
+        bounds = torch.as_tensor(self.space.bounds, dtype=_DTYPE)
+        if choices is not None:
+            X, _ = optimize_acqf_discrete(acqf, q=q, choices=choices)
+        elif self.space.discrete:
+            X, _ = optimize_acqf_mixed_alternating(
+                acqf,
+                bounds=bounds,
+                discrete_dims={j: v.tolist() for j, v in self.space.ordinal.items()},
+                cat_dims={j: v.tolist() for j, v in self.space.categorical.items()},
+                q=q,
+                num_restarts=self.num_restarts,
+                raw_samples=self.raw_samples,
+                options={"maxiter_alternating": self.maxiter_alternating},
+            )
+        else:
+            X, _ = optimize_acqf(
+                acqf, bounds=bounds, q=q, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
+                sequential=True,
+            )
+        return X.detach().numpy()
+
+    def _candidate_set(self, U_obs: np.ndarray, F_obs: np.ndarray, cheap: CheapObjectives | None) -> torch.Tensor:
+        """Canonical, not yet evaluated candidates: Sobol points and perturbations of the Pareto set
+        (Gaussian, sd 0.1, and one-gene mutations); with cheap objectives, those with finite values."""
+        rng, n = self.random_state, self.n_candidates
+        pareto = U_obs[NonDominatedSorting().do(F_obs, only_non_dominated_front=True)]
+        n_local = (n - n // 3) // 2
+        near = pareto[rng.integers(len(pareto), size=n_local)]
+        U = np.concatenate([
+            self.space.sobol(n - 2 * n_local, rng),
+            np.clip(near + rng.normal(0.0, 0.1, near.shape), 0.0, 1.0),
+            self.space.mutate(pareto[rng.integers(len(pareto), size=n_local)], rng),
+        ])
+        _, U = self.space.canonical(U)
+        keep, taken = [], set(self._seen)
+        for i, key in enumerate(row_keys(U)):
+            if key not in taken:
+                taken.add(key)
+                keep.append(i)
+        U = U[keep]
+        if cheap is not None and len(U):
+            U = U[np.all(np.isfinite(cheap.compute(U)), axis=1)]
+        return torch.as_tensor(U, dtype=_DTYPE)
+
+
+@dataclass
+class _Context:
+    """What every acquisition of one iteration shares (tensors in BoTorch's maximisation frame)."""
+
+    model: ModelListGP
+    objective: GenericMCMultiOutputObjective
+    constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None
+    X_baseline: torch.Tensor
+    Y_obs: torch.Tensor
+    ref_point: torch.Tensor
+    sampler: SobolQMCNormalSampler
