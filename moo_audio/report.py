@@ -6,8 +6,8 @@ Figures (matplotlib, Agg backend), in ``RUN/report/``:
   Pareto set (of the three objectives), the knee and the least-energy model, and the MobileNet
   baselines of the problem file;
 * ``hypervolume.png``: hypervolume of the evaluations so far, in the order the optimizer asked for
-  them (pymoo ``HV``; objectives min-max normalised over the run's feasible evaluations, reference
-  point 1.1 in each);
+  them (pymoo ``HV`` of error, log energy and log memory, min-max normalised over the run's feasible
+  evaluations, reference point 1.1 in each);
 * ``layers.png``: per-layer MACs and memory (int8 weights, activation arena while the layer runs) of
   the knee, the least-energy model and the first baseline;
 * ``curves.png``: validation-accuracy learning curves, and the epochs each candidate trained.
@@ -207,11 +207,16 @@ def plot_pareto(evaluations: Sequence[Evaluation], front: Sequence[Evaluation],
 
 
 def hypervolume_curve(evaluations: Sequence[Evaluation]) -> np.ndarray:
-    """Hypervolume of the feasible evaluations among the first ``k``, for every ``k``."""
+    """Hypervolume of the feasible evaluations among the first ``k``, for every ``k``.
+
+    Error is taken as is, energy and memory as logarithms (they span decades, as in the Pareto
+    plot); each is then min-max normalised over the run's feasible evaluations, reference point 1.1.
+    """
     from pymoo.indicators.hv import HV
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     F = np.array([e.objectives for e in evaluations])
+    F[:, 1:] = np.log10(F[:, 1:])
     ok = np.array([e.feasible for e in evaluations])
     if not ok.any():
         return np.zeros(len(evaluations))
@@ -238,8 +243,8 @@ def plot_hypervolume(evaluations: Sequence[Evaluation], path: Path) -> Path:
         ax.axvline(i + 0.5, c="0.85", lw=0.8, zorder=0)
     ax.set_xlabel("evaluations, in the order the optimizer asked for them (grey: batch boundaries)")
     ax.set_ylabel("hypervolume (normalised objectives)")
-    ax.set_title(f"Hypervolume over evaluations: final {hv[-1]:.3f}\n(objectives min-max normalised "
-                 "over the run's feasible evaluations, reference point 1.1)", fontsize=10)
+    ax.set_title(f"Hypervolume over evaluations: final {hv[-1]:.3f}\n(error, log energy, log memory; "
+                 "min-max normalised over the run; reference point 1.1)", fontsize=10)
     ax.set_xlim(0.5, len(hv) + 0.5)
     ax.set_ylim(0, max(hv.max() * 1.1, 1e-3))
     ax.grid(True, alpha=0.3)

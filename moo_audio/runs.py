@@ -381,26 +381,20 @@ def pick(evaluations: Sequence[Evaluation], rule: str, min_accuracy: float | Non
 # ---- algorithms -----------------------------------------------------------------------------------
 _CLASSES = {"hybrid": "HybridSearch", "botorch": "BoTorchMOBO", "evolution": "RegularizedEvolution",
             "pso": "MOPSO", "random": "RandomSearch"}
-_MODULES = {"hybrid": "hybrid", "botorch": "botorch_mobo", "evolution": "evolution", "pso": "pso",
-            "random": "random_search"}
 
 
 def algorithm_class(name: str) -> type:
-    """The class behind ``--algorithm name``, imported on demand."""
+    """The class behind ``--algorithm name``, imported on demand (BoTorch is slow to import)."""
     if name not in ALGORITHMS:
         raise RunError(f"unknown algorithm {name!r}; expected one of {ALGORITHMS}")
     if name == "nsga2":
         from pymoo.algorithms.moo.nsga2 import NSGA2
 
         return NSGA2
-    package = import_module("moo_audio.algorithms")
-    cls = getattr(package, _CLASSES[name], None)
-    if cls is None:  # a package without re-exports: the defining module
-        try:
-            cls = getattr(import_module(f"moo_audio.algorithms.{_MODULES[name]}"), _CLASSES[name])
-        except (ImportError, AttributeError):
-            raise RunError(f"algorithm {name!r} is not available in this version of moo_audio "
-                           f"(moo_audio.algorithms has no {_CLASSES[name]})") from None
+    cls = getattr(import_module("moo_audio.algorithms"), _CLASSES[name], None)
+    if cls is None:
+        raise RunError(f"algorithm {name!r} is not available in this version of moo_audio "
+                       f"(moo_audio.algorithms has no {_CLASSES[name]})")
     return cls
 
 
