@@ -14,8 +14,8 @@ from pymoo.util.optimum import filter_optimum
 
 from moo_audio.algorithms._space import UnitCube, row_keys
 
-#: tries (one-gene mutations, then uniform samples) to turn a duplicate candidate into a new one
-_NOVELTY_TRIES = 10
+#: tries to turn a duplicate candidate into a new one: one-gene mutations of it, then uniform samples
+_MUTATION_TRIES, _SAMPLE_TRIES = 5, 20
 
 
 def mark_failed(pop: Population) -> None:
@@ -59,7 +59,9 @@ class UnitCubeAlgorithm(Algorithm):
         self._seen: set[bytes] = set()
 
     def advance(self, infills: Population | None = None, **kwargs):
-        if infills is not None and len(infills) > 0:
+        if infills is not None and len(infills) == 0:
+            self.termination.terminate()  # no new candidate could be found: the space is exhausted
+        elif infills is not None:
             self._record(infills)
         return super().advance(infills=infills, **kwargs)
 
@@ -86,8 +88,8 @@ class UnitCubeAlgorithm(Algorithm):
         """Candidates from cube points: decoded, repaired, new (not evaluated, not repeated), in budget.
 
         A duplicate row is replaced by one-gene mutations of itself, then by uniform samples; a row
-        still duplicate after that is dropped (the space is nearly exhausted) and, if no row is left,
-        the run is terminated.
+        still duplicate after that is dropped (the space is nearly exhausted). Telling an empty
+        population terminates the run.
 
         Returns:
             The population (``X`` and ``"U"`` set) and, for each of its members, its row in ``U``.
@@ -95,7 +97,8 @@ class UnitCubeAlgorithm(Algorithm):
         U = np.atleast_2d(U)[: self._budget(len(U))]
         seen, rows, out_X, out_U = set(self._seen), [], [None] * len(U), [None] * len(U)
         todo, pending = np.arange(len(U)), U
-        for attempt in range(_NOVELTY_TRIES + 1):
+        tries = _MUTATION_TRIES + _SAMPLE_TRIES
+        for attempt in range(tries + 1):
             X, Uc = self.space.canonical(pending)
             again = []
             for i, x, u, key in zip(todo, X, Uc, row_keys(Uc)):
@@ -105,15 +108,14 @@ class UnitCubeAlgorithm(Algorithm):
                     seen.add(key)
                     rows.append(i)
                     out_X[i], out_U[i] = x, u
-            if not again or attempt == _NOVELTY_TRIES:
+            if not again or attempt == tries:
                 break
             todo = np.array(again)
-            mutate = attempt < _NOVELTY_TRIES // 2
-            pending = self.space.mutate(U[todo], self.random_state) if mutate else (
-                self.space.sample(len(todo), self.random_state))
+            if attempt < _MUTATION_TRIES:
+                pending = self.space.mutate(U[todo], self.random_state)
+            else:
+                pending = self.space.sample(len(todo), self.random_state)
         rows = np.sort(np.array(rows, dtype=int))
-        if len(U) and not len(rows):
-            self.termination.terminate()
         if self.space.encoder is not None:
             X = np.empty(len(rows), dtype=object)
             X[:] = [out_X[i] for i in rows]

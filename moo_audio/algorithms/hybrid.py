@@ -108,15 +108,14 @@ class HybridSearch(UnitCubeAlgorithm):
 
     def _infill(self) -> Population:
         pop = self.phase.ask()
-        pop = pop[: self._budget(len(pop))]
-        if len(pop) == 0:
-            self.termination.terminate()
-        return pop
+        return pop[: self._budget(len(pop))]
 
     def _initialize_advance(self, infills: Population | None = None, **kwargs) -> None:
         self._advance(infills)
 
     def _advance(self, infills: Population | None = None, **kwargs) -> None:
+        if len(infills) == 0:
+            return  # exhausted space: this run terminates (see UnitCubeAlgorithm.advance)
         self.phase.tell(infills=infills)
         if self.phase is self.bo and (self.evaluator.n_eval >= self._switch_evals or self._stalled()):
             self._start(self.evolution)

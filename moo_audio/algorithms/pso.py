@@ -69,11 +69,11 @@ class MOPSO(UnitCubeAlgorithm):
 
     def __init__(
         self,
-        pop_size: int = 20,
+        pop_size: int = 10,
         w: float = 0.4,
         c1: float = 1.5,
         c2: float = 1.5,
-        v_max: float = 0.25,
+        v_max: float = 0.5,
         archive_size: int = 100,
         turbulence: float = 0.1,
         **kwargs,

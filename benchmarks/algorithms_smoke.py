@@ -1,0 +1,98 @@
+"""Hypervolume of moo_audio's optimizers against random search and NSGA-II, and BO step timing.
+
+Runs every algorithm on ZDT1 (10 variables) and DTLZ2 (3 objectives, 10 variables) for several seeds,
+records the hypervolume (pymoo ``HV``, BoTorch's reference points for these problems) of the first 60
+and of all 100 evaluations, and times one ``BoTorchMOBO`` step with 100 observations, 3 objectives and
+``q=4``. The numbers in ``docs/algorithms.md`` come from this script::
+
+    python benchmarks/algorithms_smoke.py --seeds 5 --threads 1 --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.evaluator import Evaluator
+from pymoo.indicators.hv import HV
+from pymoo.optimize import minimize
+from pymoo.problems import get_problem
+
+from moo_audio.algorithms import MOPSO, BoTorchMOBO, HybridSearch, RandomSearch, RegularizedEvolution
+
+PROBLEMS = {
+    "zdt1": (lambda: get_problem("zdt1", n_var=10), [11.0, 11.0]),
+    "dtlz2": (lambda: get_problem("dtlz2", n_obj=3), [1.1, 1.1, 1.1]),
+}
+ALGORITHMS = {
+    "random": lambda ref: RandomSearch(),
+    "nsga2": lambda ref: NSGA2(pop_size=20),
+    "evolution": lambda ref: RegularizedEvolution(),
+    "mopso": lambda ref: MOPSO(),
+    "bo": lambda ref: BoTorchMOBO(ref_point=ref),
+    "bo-inferred-ref": lambda ref: BoTorchMOBO(),
+    "hybrid": lambda ref: HybridSearch(bo=BoTorchMOBO(ref_point=ref)),
+}
+
+
+def run(algorithm: str, problem: str, seed: int, n_evals: int = 100) -> dict:
+    make_problem, ref = PROBLEMS[problem]
+    batches = []
+    start = time.perf_counter(), time.process_time()
+    minimize(make_problem(), ALGORITHMS[algorithm](np.array(ref)), ("n_evals", n_evals), seed=seed,
+             evaluator=Evaluator(callback=lambda pop: batches.append(pop.get("F"))))
+    F, hv = np.concatenate(batches), HV(ref_point=np.array(ref))
+    return dict(algorithm=algorithm, problem=problem, seed=seed, hv60=hv(F[:60]), hv100=hv(F[:n_evals]),
+                wall_s=time.perf_counter() - start[0], cpu_s=time.process_time() - start[1])
+
+
+def time_bo_step(**kwargs) -> dict:
+    """One ask() of BoTorchMOBO on DTLZ2 after a 100-point Sobol design (3 objectives, q=4)."""
+    problem = get_problem("dtlz2", n_obj=3)
+    algorithm = BoTorchMOBO(n_init=100, q=4, **kwargs)
+    algorithm.setup(problem, termination=("n_evals", 200), seed=0)
+    pop = algorithm.ask()
+    algorithm.evaluator.eval(problem, pop)
+    algorithm.tell(infills=pop)
+    start = time.perf_counter(), time.process_time()
+    algorithm.ask()
+    return dict(step=kwargs, wall_s=time.perf_counter() - start[0], cpu_s=time.process_time() - start[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--out", default=None, help="write all results as JSON here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+
+    timings = [time_bo_step(), time_bo_step(acqf_optimizer="continuous"), time_bo_step(acquisition="qEHVI"),
+               time_bo_step(acquisition="qNParEGO")]
+    for t in timings:
+        print(f"BO step {t['step'] or 'defaults'}: wall {t['wall_s']:.1f} s, cpu {t['cpu_s']:.1f} s", flush=True)
+
+    runs = []
+    for problem in args.problems.split(","):
+        for algorithm in args.algorithms.split(","):
+            for seed in range(args.seeds):
+                runs.append(run(algorithm, problem, seed))
+                print(json.dumps(runs[-1]), flush=True)
+            hv60, hv100 = (np.median([r[k] for r in runs[-args.seeds:]]) for k in ("hv60", "hv100"))
+            print(f"| {problem} | {algorithm} | {hv60:.4g} | {hv100:.4g} |", flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(dict(timings=timings, runs=runs), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
