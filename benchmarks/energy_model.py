@@ -55,10 +55,13 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("int8", "float32"), default="int8")
     parser.add_argument("--profile", default="host-cpu-core")
     parser.add_argument("--seed", type=int, default=1, help="Sobol seed (the CLI default is 0)")
+    parser.add_argument("--statistic", choices=("min", "median"), default="min",
+                        help="latency summary of the repeats (TimingSettings.statistic)")
     parser.add_argument("--remeasure", type=int, default=30, help="networks measured twice (noise)")
     args = parser.parse_args()
     n, remeasure = (24, 5) if args.quick else (args.n, args.remeasure)
-    settings = TimingSettings(max_s=0.3) if args.quick else TimingSettings()
+    settings = TimingSettings(max_s=0.1, passes=2, statistic=args.statistic) if args.quick \
+        else TimingSettings(statistic=args.statistic)
     profile = load_profile(args.profile)
     OUT.mkdir(exist_ok=True)
     load_before = os.getloadavg()
@@ -94,6 +97,7 @@ def main() -> None:
     write_measurements(ref_records, OUT / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
     load_after = os.getloadavg()
 
+    args.passes = settings.passes
     command = f"python benchmarks/energy_model.py{' --quick' if args.quick else f' --n {n}'}"
     text = _report(command, args, profile, records, measure_s, (load_before[0], load_after[0]),
                    model.cv_report, held_out, noise, ref_records)
@@ -108,6 +112,8 @@ def _report(command, args, profile, records, measure_s, loads, cv, held_out, noi
         "# Energy model benchmark", "",
         f"`{command}` (dtype {args.dtype}, seed {args.seed})", "",
         f"- hardware: {setup.hardware}; runtime: {setup.runtime}; {setup.threads} thread",
+        (f"- latency: {setup.latency_statistic} of all repeats of {args.passes} interleaved passes "
+         "(TimingSettings)"),
         f"- energy method: {setup.method}, device profile {profile.name} ({profile.active_power_w:g} W)",
         f"- 1-minute load average: {loads[0]:.2f} before, {loads[1]:.2f} after",
         (f"- measured {len(records)} networks in {measure_s:.0f} s "

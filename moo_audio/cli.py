@@ -186,7 +186,7 @@ def _search(args: argparse.Namespace) -> None:
           f"{workers} worker(s) -> {out}", flush=True)
     started = time.monotonic()
     search = Search(out, spec, Settings(algorithm, options, seed, budget), resume=args.resume,
-                    workers=workers)
+                    workers=workers, device=args.device)
     try:
         with Progress(search.store, budget):
             search.run()
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--budget", type=int, help="evaluations (candidates trained or skipped)")
     search.add_argument("--workers", type=int, help="parallel training processes (Dask) ")
     search.add_argument("--seed", type=int)
+    search.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (default cpu)")
     search.add_argument("--out", help="run folder (default runs/<problem>-<algorithm>-<seed>)")
     search.add_argument("--resume", action="store_true",
                         help="continue the run in --out: stored evaluations are replayed, not retrained")

@@ -120,6 +120,7 @@ class TrainJob:
     rules: tuple[str, ...]
     history: tuple[tuple[float, ...], ...]
     threads: int | None
+    device: str = "cpu"
 
 
 _FEATURES: dict[str, FeatureSet] = {}  # per-process memo of feature files
@@ -162,7 +163,7 @@ def train_model(job: TrainJob) -> tuple[AudioNet, TrainResult]:
     x_test, y_test = features.split("test")
     data = TrainData(x_train, y_train, x_val, y_val, x_test, y_test, n_classes=features.n_classes)
     torch.manual_seed(job.seed)
-    model = build(job.genome)
+    model = build(job.genome).to(job.device)
     history = CurveHistory(job.history)
     result = train_candidate(model, data, job.genome.frontend.input_shape, job.budget,
                              _rules(job.rules, history), seed=job.seed, threads=job.threads)
@@ -193,6 +194,7 @@ class AudioNASProblem(Problem):
         feature_cache: where log-mel features are cached (a :class:`FeatureCache` or a folder).
         runner: pymoo-style parallel map ``runner(f, jobs)``; default sequential.
         threads: torch threads per training run (default: all cores for a sequential runner).
+        device: torch device candidates train on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         seed: base seed; each candidate's training seed derives from it and its genome.
         store: an :class:`EvaluationStore` consulted before training and written as each candidate
             completes (``None``: evaluations live in this object only).
@@ -206,7 +208,7 @@ class AudioNASProblem(Problem):
                  constraints: Constraints = Constraints(),
                  feature_cache: FeatureCache | str | Path | None = None,
                  runner: Callable | None = None, threads: int | None = None, seed: int = 0,
-                 store: EvaluationStore | None = None, **dataset_options: Any):
+                 store: EvaluationStore | None = None, device: str = "cpu", **dataset_options: Any):
         self.dataset = load_dataset(dataset, **dataset_options) if isinstance(dataset, str) else dataset
         self.space = space or SearchSpace(sample_rate=self.dataset.sample_rate,
                                           n_classes=self.dataset.n_classes,
@@ -226,6 +228,7 @@ class AudioNASProblem(Problem):
             else FeatureCache(feature_cache)
         self.runner = runner or LoopedElementwiseEvaluation()
         self.threads, self.seed = threads, seed
+        self.device = str(torch.device(device))  # a clear error for a malformed device string now
         if store is not None and not isinstance(store, EvaluationStore):
             raise TypeError("store needs lookup(keys), write(candidate, row, constraints) and "
                             "recorder(job_fn, candidates, constraints)")
@@ -272,7 +275,7 @@ class AudioNASProblem(Problem):
         history = self.history if history is None else history
         return TrainJob(genome, training_seed(genome, self.seed), path, self.budget,
                         self.stopping if stopping is None else tuple(stopping),
-                        tuple(tuple(c) for c in history.to_list()), self.threads)
+                        tuple(tuple(c) for c in history.to_list()), self.threads, self.device)
 
     def _evaluate(self, X, out, *args, **kwargs):
         genomes = self.space.from_x(X)

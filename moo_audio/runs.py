@@ -489,12 +489,15 @@ class Search:
             algorithm, options or seed); without it ``folder`` must not hold a run.
         workers: ``> 1`` trains on a local Dask cluster of that many single-threaded processes.
         feature_cache: where log-mel features are cached (default: the user cache).
+        device: torch device candidates train on (e.g. ``"cuda"``); GPU kernels are not bitwise
+            deterministic, so a resumed GPU run may propose other candidates than the first did.
     """
 
     def __init__(self, folder: str | os.PathLike, spec: ProblemSpec, settings: Settings, *,
-                 resume: bool = False, workers: int = 1, feature_cache: str | os.PathLike | None = None):
+                 resume: bool = False, workers: int = 1, feature_cache: str | os.PathLike | None = None,
+                 device: str = "cpu"):
         self.folder, self.spec, self.settings, self.workers = Path(folder), spec, settings, workers
-        self.feature_cache = feature_cache
+        self.feature_cache, self.device = feature_cache, device
         if resume:
             self.store = RunStore.open(self.folder)
             self._check_same_run(self.store.meta())
@@ -550,7 +553,7 @@ class Search:
             problem = self.spec.make_problem(
                 self.dataset, seed=self.settings.seed, store=self.store, runner=runner,
                 threads=threads_per_worker(self.workers) if runner else None,
-                feature_cache=self.feature_cache)
+                feature_cache=self.feature_cache, device=self.device)
             algorithm = make_algorithm(self.settings.algorithm, self.settings.options,
                                        f"{self.spec.path}: algorithms.{self.settings.algorithm}")
             extra = {"callback": callback} if callback is not None else {}

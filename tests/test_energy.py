@@ -121,7 +121,41 @@ def test_measure_reads_the_counter(tmp_path, monkeypatch):
     (record,) = measure_genomes({"tiny": TINY}, PROFILE, dtype="float32", settings=FAST,
                                 powercap_root=_fake_powercap(tmp_path))
     assert record.method == "counter"
-    assert record.energy_mj == pytest.approx(500 / record.repeats)
+    assert record.energy_mj == pytest.approx(500 * FAST.passes / record.repeats)  # 0.5 J per pass
+
+
+def test_passes_are_interleaved_and_summarised_by_the_statistic(monkeypatch):
+    import moo_audio.energy.measure as measure
+
+    order = []
+    real = measure.time_pass
+
+    def spy(session, feed, settings, counter):
+        order.append(id(session))
+        return real(session, feed, settings, counter)
+
+    monkeypatch.setattr(measure, "time_pass", spy)
+    genomes = {"a": TINY, "b": replace(TINY, n_classes=3)}
+    records = measure_genomes(genomes, PROFILE, dtype="float32", method="power_x_time",
+                              settings=replace(FAST, passes=3))
+    assert len(order) == 6 and order[:2] == order[2:4] == order[4:]  # a, b, a, b, a, b
+    assert all(r.latency_statistic == "min" for r in records)
+    times = [np.array([3.0, 1.0, 2.0]), np.array([5.0, 4.0])]
+    assert measure.summarise(times, [None, None], "min").latency_ms == 1.0
+    assert measure.summarise(times, [None, None], "median").latency_ms == 3.0
+    assert measure.summarise(times, [1.0, 2.0], "min").energy_j == 3.0
+    with pytest.raises(ValueError, match="statistic"):
+        TimingSettings(statistic="mean")
+
+
+def test_a_table_never_mixes_latency_statistics(tmp_path):
+    (record,) = measure_genomes({"tiny": TINY}, PROFILE, dtype="float32", method="power_x_time",
+                                settings=FAST)
+    other = replace(record, model_id="other", latency_statistic="median")
+    with pytest.raises(ValueError, match="latency_statistic"):
+        write_measurements([record, other], tmp_path / "mixed.csv")
+    write_measurements([record], tmp_path / "one.csv")
+    assert read_measurements(tmp_path / "one.csv")[0].latency_statistic == "min"
 
 
 def test_a_counter_that_does_not_advance_is_an_error(tmp_path):

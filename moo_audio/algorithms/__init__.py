@@ -20,9 +20,9 @@ from moo_audio.algorithms.random_search import RandomSearch
 
 __all__ = [
     "ACQUISITIONS",
+    "MOPSO",
     "BoTorchMOBO",
     "HybridSearch",
-    "MOPSO",
     "RandomSearch",
     "RegularizedEvolution",
     "SwarmEvolution",

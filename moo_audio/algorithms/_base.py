@@ -19,7 +19,7 @@ _MUTATION_TRIES, _SAMPLE_TRIES = 5, 20
 
 
 def mark_failed(pop: Population) -> None:
-    """Mark evaluations with non-finite objectives or constraint violation as infeasible (``CV = inf``).
+    """Mark evaluations with a non-finite objective or constraint violation infeasible (``CV = inf``).
 
     Their ``F`` stays as returned; pymoo's optimum filtering, survival and our models then treat them
     as the worst possible points instead of comparing NaNs.
@@ -59,6 +59,7 @@ class UnitCubeAlgorithm(Algorithm):
         self._seen: set[bytes] = set()
 
     def advance(self, infills: Population | None = None, **kwargs):
+        """pymoo's advance, after recording the evaluated ``infills`` (an empty batch ends the run)."""
         if infills is not None and len(infills) == 0:
             self.termination.terminate()  # no new candidate could be found: the space is exhausted
         elif infills is not None:
@@ -95,6 +96,8 @@ class UnitCubeAlgorithm(Algorithm):
             The population (``X`` and ``"U"`` set) and, for each of its members, its row in ``U``.
         """
         U = np.atleast_2d(U)[: self._budget(len(U))]
+        if len(U) == 0:
+            return Population.empty(), np.empty(0, dtype=int)
         seen, rows, out_X, out_U = set(self._seen), [], [None] * len(U), [None] * len(U)
         todo, pending = np.arange(len(U)), U
         tries = _MUTATION_TRIES + _SAMPLE_TRIES

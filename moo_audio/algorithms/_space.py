@@ -67,7 +67,7 @@ class UnitCube:
                 (self.categorical if is_cat else self.ordinal)[j] = values
             self.n_dims = self.encoder.n_dims
         else:
-            raise ValueError(
+            raise TypeError(
                 f"{type(problem).__name__} has neither numeric xl/xu arrays nor a `vars` dict; "
                 "moo_audio algorithms need one of them to build the unit-cube view"
             )

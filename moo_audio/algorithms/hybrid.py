@@ -10,7 +10,7 @@ from pymoo.indicators.hv import HV
 from pymoo.termination.max_eval import MaximumFunctionCallTermination
 
 from moo_audio.algorithms._base import UnitCubeAlgorithm
-from moo_audio.algorithms.botorch_mobo import BoTorchMOBO, inferred_reference_point
+from moo_audio.algorithms.botorch_mobo import BoTorchMOBO, default_n_init, inferred_reference_point
 from moo_audio.algorithms.evolution import RegularizedEvolution
 from moo_audio.algorithms.pso import select_leaders, swarm_step
 
@@ -56,7 +56,9 @@ class HybridSearch(UnitCubeAlgorithm):
     continues with *everything evaluated so far* as its population (aging from there on). Both
     phases are the ordinary algorithms, driven through ask/tell and sharing this run's evaluator.
 
-    The stall hypervolume uses ``bo.ref_point`` or, failing that, a reference point inferred once
+    Unless ``bo.n_init`` is set, the initial design is at most half of the BO phase (so that a short
+    phase, e.g. 0.3 of 60 evaluations, still has BO iterations). The stall hypervolume uses
+    ``bo.ref_point`` or, failing that, a reference point inferred once
     from the feasible evaluations of the initial design (:func:`inferred_reference_point`).
 
     Args:
@@ -94,6 +96,8 @@ class HybridSearch(UnitCubeAlgorithm):
             self._switch_evals = self.switch_at * self.termination.n_max_evals
         else:
             self._switch_evals = self.switch_at
+        if self.bo.n_init is None:  # leave at least half of the BO phase to BO iterations
+            self.bo.n_init = max(2, min(default_n_init(self.space.n_dims), int(self._switch_evals) // 2))
         self._start(self.bo)
         self.phase: UnitCubeAlgorithm = self.bo
         self._hv_ref: np.ndarray | None = None

@@ -190,5 +190,5 @@ def import_results(results: str | os.PathLike, bundle: str | os.PathLike, profil
             repeats=parse_number(row, "repeats", where, integer=True, optional=True),
             energy_mj=energy, method="counter" if measured_energy else "power_x_time",
             device_profile=profile.name, active_power_w=profile.active_power_w,
-            hardware=hardware.strip(), runtime=runtime))
+            hardware=hardware.strip(), runtime=runtime, latency_statistic="reported"))
     return records

@@ -43,7 +43,7 @@ def _measure(args: argparse.Namespace) -> None:
     csv_path = _refuse_existing(out / MEASUREMENTS_FILE)
     forest_path = _refuse_existing(out / FOREST_FILE)
     profile = load_profile(args.profile)
-    settings = TimingSettings(max_s=args.max_seconds)
+    settings = TimingSettings(max_s=args.max_seconds, passes=args.passes, statistic=args.statistic)
     genomes = design(args.n, seed=args.seed)
     start = time.perf_counter()
     with MeasurementWriter(csv_path) as writer:
@@ -106,8 +106,13 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
                          help="energy from the RAPL counter, or latency x the profile's power "
                               "(auto: the counter when readable)")
     measure.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    measure.add_argument("--max-seconds", type=float, default=1.0,
-                         help="timing cap per model, seconds (default 1.0)")
+    measure.add_argument("--max-seconds", type=float, default=0.4,
+                         help="timing cap per model and pass, seconds (default 0.4)")
+    measure.add_argument("--passes", type=int, default=3,
+                         help="interleaved timing passes over all models (default 3)")
+    measure.add_argument("--statistic", choices=("min", "median"), default="min",
+                         help="latency of a model: min (default, robust on shared hosts) or median "
+                              "of all its repeats")
     measure.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     measure.set_defaults(func=_measure)
 

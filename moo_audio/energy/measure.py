@@ -109,7 +109,14 @@ def export_onnx(genome: Genome, path: str | os.PathLike, dtype: str = "float32",
 
 
 def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution."""
+    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution, no memory
+    arena or memory pattern, no spin-waiting.
+
+    With onnxruntime's arena and memory pattern, two sessions of the same model on the 2-core dev
+    VM differed by a median 19% in latency (47% of 30 networks within +/-10%); without them, and
+    without spinning, by 0.6% (90% within +/-10%). Allocating per run is also closer to the
+    static arena of a microcontroller runtime.
+    """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     options = ort.SessionOptions()
@@ -117,32 +124,47 @@ def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSess
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """How long to time one model.
+    """How long to time one model, and how its repeats are summarised.
 
-    Warm-up runs for ``warmup_s`` (at least two inferences). Timed repeats then continue until
-    at least ``min_s`` and ``min_repeats`` are reached and the 95% confidence interval of the
-    median is within ``+/- rel_ci`` of it, or until ``max_s`` has passed (``max_s`` wins).
-    The interval is checked every ``check_every_s``.
+    A model is timed in ``passes`` passes; :func:`measure_genomes` interleaves them (every model's
+    first pass, then every model's second, ...), so that a slow spell of a shared host falls on one
+    pass of many models rather than on every repeat of one. In each pass, warm-up runs for
+    ``warmup_s`` (at least two inferences); timed repeats then continue until at least ``min_s``
+    and ``min_repeats`` are reached and the 95% confidence interval of the pass's median is within
+    ``+/- rel_ci`` of it, or until ``max_s`` has passed (``max_s`` wins). The interval is checked
+    every ``check_every_s``.
+
+    ``statistic`` summarises all repeats of all passes: ``min`` (default) or ``median``.
+    Interference on a host only ever adds time, so the minimum is the repeatable figure: on the
+    2-core dev VM, two interleaved sets of passes agreed within +/-10% for 100% of 24 networks
+    with ``min`` and for 33% with ``median`` (docs/energy.md).
     """
 
-    warmup_s: float = 0.1
-    min_s: float = 0.2
-    max_s: float = 1.0
+    warmup_s: float = 0.05
+    min_s: float = 0.1
+    max_s: float = 0.4
     min_repeats: int = 10
     rel_ci: float = 0.01
     check_every_s: float = 0.05
+    passes: int = 3
+    statistic: str = "min"
 
     def __post_init__(self):
         if not (self.warmup_s >= 0 and self.min_s >= 0 and self.max_s > 0 and self.check_every_s > 0):
             raise ValueError("timing settings need warmup_s >= 0, min_s >= 0, max_s > 0, check_every_s > 0")
-        if self.min_repeats < 1 or not self.rel_ci > 0:
-            raise ValueError("timing settings need min_repeats >= 1 and rel_ci > 0")
+        if self.min_repeats < 1 or not self.rel_ci > 0 or self.passes < 1:
+            raise ValueError("timing settings need min_repeats >= 1, rel_ci > 0 and passes >= 1")
+        if self.statistic not in ("min", "median"):
+            raise ValueError(f"timing statistic must be 'min' or 'median', got {self.statistic!r}")
 
 
 @dataclass(frozen=True)
@@ -160,10 +182,11 @@ def _settled(times_ns: list[int], rel_ci: float) -> bool:
     return (high - low) / 2 <= rel_ci * np.median(times_ns)
 
 
-def time_session(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
-                 settings: TimingSettings = TimingSettings(),
-                 counter: RaplCounter | None = None) -> Timing:
-    """Time repeated inferences of one input (see :class:`TimingSettings`)."""
+def time_pass(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
+              settings: TimingSettings = TimingSettings(),
+              counter: RaplCounter | None = None) -> tuple[np.ndarray, float | None]:
+    """One timing pass (see :class:`TimingSettings`): the repeats' times (ms) and the counter's
+    joules over them (``None`` without a counter)."""
     start = time.perf_counter()
     runs = 0
     while runs < 2 or time.perf_counter() - start < settings.warmup_s:
@@ -188,8 +211,24 @@ def time_session(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
     if energy_j is not None and energy_j <= 0:
         raise RuntimeError(f"the energy counter did not advance over {elapsed:.2f} s of inferences; "
                            "raise TimingSettings.min_s or use the power_x_time method")
-    ms = np.asarray(times) / 1e6
-    return Timing(float(np.median(ms)), float(iqr(ms)), len(times), energy_j)
+    return np.asarray(times) / 1e6, energy_j
+
+
+def summarise(times_ms: Sequence[np.ndarray], energies_j: Sequence[float | None],
+              statistic: str) -> Timing:
+    """The :class:`Timing` of one model's passes."""
+    ms = np.concatenate(times_ms)
+    latency = float(ms.min() if statistic == "min" else np.median(ms))
+    energy = None if any(e is None for e in energies_j) else float(sum(energies_j))
+    return Timing(latency, float(iqr(ms)), len(ms), energy)
+
+
+def time_session(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
+                 settings: TimingSettings = TimingSettings(),
+                 counter: RaplCounter | None = None) -> Timing:
+    """Time one model on its own: ``settings.passes`` consecutive passes, summarised."""
+    passes = [time_pass(session, feed, settings, counter) for _ in range(settings.passes)]
+    return summarise([t for t, _ in passes], [e for _, e in passes], settings.statistic)
 
 
 def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dtype: str = "int8",
@@ -199,26 +238,37 @@ def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dt
                     on_record: Callable[[int, Measurement], None] | None = None) -> list[Measurement]:
     """Measure latency and energy per inference of each ``model_id -> genome`` on this host.
 
+    All models are exported first, then timed in ``settings.passes`` interleaved passes.
+
     Args:
         profile: the device profile recorded with each measurement (its power is used by the
             ``power_x_time`` method).
         method: ``auto`` (the RAPL counter when readable), ``counter`` or ``power_x_time``.
         model: an energy model whose prediction is stored beside each measurement.
-        on_record: called with ``(index, record)`` after each model, e.g. to report progress
-            and write the record at once.
+        on_record: called with ``(index, record)`` after each model's last pass, e.g. to report
+            progress and write the record at once.
     """
     counter = None if method == "power_x_time" else RaplCounter.find(powercap_root)
     method = resolve_method(method, counter)
     counter = counter if method == "counter" else None
     hardware = hardware_fingerprint()
     predicted = model.predict_mj(list(genomes.values())) if model is not None else [None] * len(genomes)
-    records = []
+    items = list(genomes.items())
     with tempfile.TemporaryDirectory() as tmp:
-        for i, ((model_id, genome), prediction) in enumerate(zip(genomes.items(), predicted)):
-            path = export_onnx(genome, Path(tmp) / f"{i}.onnx", dtype)
-            timing = time_session(make_session(path, threads), {INPUT_NAME: random_input(genome)},
-                                  settings, counter)
-            path.unlink()
+        sessions = [(make_session(export_onnx(genome, Path(tmp) / f"{i}.onnx", dtype), threads),
+                     {INPUT_NAME: random_input(genome)}) for i, (_, genome) in enumerate(items)]
+    times: list[list[np.ndarray]] = [[] for _ in items]
+    energies: list[list[float | None]] = [[] for _ in items]
+    records = []
+    for p in range(settings.passes):
+        for i, (session, feed) in enumerate(sessions):
+            t, e = time_pass(session, feed, settings, counter)
+            times[i].append(t)
+            energies[i].append(e)
+            if p < settings.passes - 1:
+                continue
+            (model_id, genome), prediction = items[i], predicted[i]
+            timing = summarise(times[i], energies[i], settings.statistic)
             energy_mj = (timing.energy_j / timing.repeats * 1e3 if counter is not None
                          else timing.latency_ms * profile.active_power_w)
             record = Measurement(
@@ -227,8 +277,10 @@ def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dt
                 repeats=timing.repeats, energy_mj=energy_mj, method=method,
                 device_profile=profile.name, active_power_w=profile.active_power_w,
                 hardware=hardware, runtime=RUNTIME,
-                predicted_mj=None if prediction is None else float(prediction))
+                predicted_mj=None if prediction is None else float(prediction),
+                latency_statistic=settings.statistic)
             records.append(record)
+            sessions[i] = None  # free the session once its record is out
             if on_record is not None:
                 on_record(i, record)
     return records

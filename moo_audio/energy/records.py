@@ -20,7 +20,10 @@ from typing import IO, Iterable, Sequence
 from moo_audio.energy.profiles import METHODS
 from moo_audio.space import Genome
 
-SETUP_COLUMNS = ("method", "device_profile", "hardware", "runtime", "dtype", "threads")
+SETUP_COLUMNS = ("method", "device_profile", "hardware", "runtime", "dtype", "threads", "latency_statistic")
+#: how ``latency_ms`` summarises the timed repeats (see ``TimingSettings.statistic``); ``reported``
+#: for figures a device reported (``energy import``)
+LATENCY_STATISTICS = ("min", "median", "reported")
 DTYPES = ("int8", "float32")
 
 
@@ -31,6 +34,7 @@ class Measurement:
     ``latency_iqr_ms`` (spread) and ``repeats`` are ``None`` where a device did not report
     them; ``predicted_mj`` is an energy model's prediction, when one was compared.
     ``active_power_w`` is the profile's power (used only by the ``power_x_time`` method).
+    ``latency_statistic`` says how ``latency_ms`` summarises the repeats (:data:`LATENCY_STATISTICS`).
     """
 
     model_id: str
@@ -47,10 +51,14 @@ class Measurement:
     hardware: str
     runtime: str
     predicted_mj: float | None = None
+    latency_statistic: str = "median"
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise ValueError(f"{self.model_id}: unknown dtype {self.dtype!r}; expected one of {DTYPES}")
+        if self.latency_statistic not in LATENCY_STATISTICS:
+            raise ValueError(f"{self.model_id}: unknown latency_statistic {self.latency_statistic!r}; "
+                             f"expected one of {LATENCY_STATISTICS}")
         if self.method not in METHODS:
             raise ValueError(f"{self.model_id}: unknown method {self.method!r}; expected one of {METHODS}")
         for name in ("latency_ms", "energy_mj", "active_power_w", "threads"):
@@ -78,7 +86,7 @@ def genome_id(genome: Genome) -> str:
 
 
 COLUMNS = (*(f.name for f in fields(Measurement) if f.name != "genome"), "genome")  # long JSON last
-_OPTIONAL = ("latency_iqr_ms", "repeats", "predicted_mj")
+_OPTIONAL = ("latency_iqr_ms", "repeats", "predicted_mj", "latency_statistic")  # the last: median
 
 
 def check_same_setup(records: Iterable[Measurement], source: str = "measurements") -> dict[str, str]:
@@ -240,7 +248,9 @@ def read_measurements(path: str | os.PathLike, *, allow_mixed: bool = False) -> 
             device_profile=row["device_profile"],
             active_power_w=parse_number(row, "active_power_w", where),
             hardware=row["hardware"], runtime=row["runtime"],
-            predicted_mj=parse_number(row, "predicted_mj", where, optional=True)))
+            predicted_mj=parse_number(row, "predicted_mj", where, optional=True),
+            latency_statistic=parse_choice(row, "latency_statistic", where, LATENCY_STATISTICS)
+            if row.get("latency_statistic") else "median"))
     if not allow_mixed:
         check_same_setup(records, source=str(path))
     return records

@@ -1,0 +1,294 @@
+"""Helpers shared by the hypervolume benchmarks on ``SurrogateAudioNASProblem``
+(``compare_optimizers.py``, ``compare_acquisitions.py``): the problem cache, the fixed hypervolume
+reference, recording a run, hypervolume-vs-evaluations curves, their summary (median and bootstrap
+confidence interval), the markdown table and the plot.
+
+Hypervolume definition (one for every script, so their numbers compare):
+
+* only feasible evaluations count (every constraint ``g <= 0``, finite objectives);
+* objectives are divided by a fixed reference computed once from the problem's table
+  (:func:`reference_point`): classification error by 1.0, energy (mJ) and memory (KB) by 1.1 x
+  their maximum over the table's trained, feasible ``sample`` rows, recomputed with the problem's
+  own energy model; the hypervolume is pymoo's ``HV`` of the normalised points with reference point
+  ``(1, 1, 1)``, so it lies in ``[0, 1]`` and points beyond the reference add nothing;
+* the curve holds, after each evaluation (in the order the optimizer asked for them, rows of a
+  batch in order), the hypervolume of the non-dominated set of everything evaluated so far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: evaluations at which the tables report the hypervolume (those within the budget, and the budget)
+MARKS = (25, 50, 100, 200)
+#: reference = this factor x the largest energy / memory of the table's feasible trained samples
+REF_MARGIN = 1.1
+#: reference of the classification error
+REF_ERROR = 1.0
+#: BoTorchMOBO settings of the scripts' --quick (the discrete acquisition optimiser, the default,
+#: ignores the first two)
+QUICK_BO = {"num_restarts": 2, "raw_samples": 32, "n_candidates": 128, "mc_samples": 16}
+#: trees of the --quick problem's error forest
+QUICK_TREES = 50
+
+_PROBLEMS: dict[tuple[str, int], Any] = {}
+
+
+def quiet(threads: int = 1) -> None:
+    """One torch thread (BoTorch's small tensors gain nothing from more, and the benchmark machines
+    are shared) and no warnings."""
+    import torch
+
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators, so that a job's result depends on its seed
+    only, not on which jobs ran before it in the same process (results independent of ``--jobs``)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def surrogate(table: str, n_estimators: int = 300):
+    """The ``SurrogateAudioNASProblem`` of ``table``, built once per process (fitting the forest takes
+    seconds); its forest seed is fixed, so every process builds the same problem."""
+    key = (table, n_estimators)
+    if key not in _PROBLEMS:
+        from moo_audio.surrogate import SurrogateAudioNASProblem
+
+        _PROBLEMS[key] = SurrogateAudioNASProblem(table, n_estimators=n_estimators)
+    return _PROBLEMS[key]
+
+
+def reference_point(problem) -> np.ndarray:
+    """Raw reference ``(error, energy_mj, memory_kb)``: ``REF_ERROR``, then ``REF_MARGIN`` x the largest
+    energy and memory of the table's trained feasible sample architectures under the problem's energy
+    model and constraints (depends on the table, not on the forest)."""
+    from moo_audio.problem import cheap_values
+
+    rows = problem.table.trained("sample")
+    energy, memory, macs = cheap_values(problem.table.genomes(rows), problem.energy_model)
+    accuracy = np.array([r["val_accuracy"] for r in rows], dtype=float)
+    g = problem.constraints.values(accuracy, energy, memory, macs)
+    feasible = np.all([np.asarray(v) <= 0 for v in g.values()], axis=0) if g else np.ones(len(rows), bool)
+    if not feasible.any():
+        raise ValueError("no feasible trained sample in the table: cannot fix a hypervolume reference")
+    return np.array([REF_ERROR, REF_MARGIN * energy[feasible].max(), REF_MARGIN * memory[feasible].max()])
+
+
+def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
+    """Rows with finite objectives and every constraint satisfied."""
+    ok = np.all(np.isfinite(F), axis=1)
+    if G is not None and np.size(G):
+        ok &= np.all(np.asarray(G, dtype=float) <= 0, axis=1)
+    return ok
+
+
+def hv_curve(F: np.ndarray, feasible: np.ndarray, ref: np.ndarray, budget: int) -> np.ndarray:
+    """Normalised hypervolume of the running non-dominated feasible set after each of the first
+    ``budget`` evaluations; a run that stopped early keeps its last value."""
+    from pymoo.indicators.hv import HV
+
+    indicator = HV(ref_point=np.ones(len(ref)))
+    F = np.asarray(F, dtype=float)[:budget] / ref
+    feasible = np.asarray(feasible, dtype=bool)[:budget]
+    curve = np.zeros(budget)
+    front = np.empty((0, len(ref)))
+    value = 0.0
+    for i, f in enumerate(F):
+        if feasible[i] and np.all(f < 1.0) and not np.any(np.all(front <= f, axis=1)):
+            front = np.vstack([front[~np.all(f <= front, axis=1)], f])
+            value = float(indicator(front))
+        curve[i] = value
+    curve[len(F):] = value
+    return curve
+
+
+class Recorder:
+    """Objectives and constraints of every evaluation, in order; ``evaluator()`` records a pymoo run,
+    ``add`` anything else (e.g. an Optuna trial)."""
+
+    def __init__(self):
+        self.F: list[np.ndarray] = []
+        self.G: list[np.ndarray | None] = []
+
+    def add(self, F: np.ndarray, G: np.ndarray | None) -> None:
+        F = np.atleast_2d(np.asarray(F, dtype=float))
+        self.F.append(F)
+        self.G.append(None if G is None or not np.size(G) else np.atleast_2d(np.asarray(G, dtype=float)))
+
+    def evaluator(self):
+        """A pymoo ``Evaluator`` that records exactly the individuals it evaluates."""
+        from pymoo.core.evaluator import Evaluator
+
+        recorder = self
+
+        class RecordingEvaluator(Evaluator):
+            def _eval(self, problem, pop, evaluate_values_of, **kwargs):
+                super()._eval(problem, pop, evaluate_values_of, **kwargs)
+                recorder.add(pop.get("F"), pop.get("G") if problem.n_ieq_constr else None)
+
+        return RecordingEvaluator()
+
+    def curve(self, ref: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
+        """(hypervolume curve over ``budget`` evaluations, evaluations actually recorded)."""
+        if not self.F:
+            return np.zeros(budget), 0
+        F = np.concatenate(self.F)
+        feasible = np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)])
+        return hv_curve(F, feasible, ref, budget), len(F)
+
+
+def timed(fn: Callable[[], None]) -> dict[str, float]:
+    """Run ``fn``; its wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+
+
+def run_pymoo(problem, algorithm, budget: int, seed: int) -> dict[str, Any]:
+    """One seeded ``minimize`` of a pymoo algorithm, ``("n_evals", budget)``: its hypervolume curve
+    (evaluations past the budget, e.g. of a last generation, are left out) and timings."""
+    from pymoo.optimize import minimize
+
+    seed_everything(seed)
+    recorder = Recorder()
+    times = timed(lambda: minimize(problem, algorithm, ("n_evals", budget), seed=seed,
+                                   evaluator=recorder.evaluator()))
+    return finish(recorder, problem, budget, times)
+
+
+def finish(recorder: Recorder, problem, budget: int, times: dict[str, float]) -> dict[str, Any]:
+    ref = reference_point(problem)
+    curve, n = recorder.curve(ref, budget)
+    return {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": ref.tolist(), **times}
+
+
+def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> list[dict]:
+    """``fn(*job)`` for every job, in ``processes`` processes (in this one when 1); results in the
+    order of ``jobs``, each printed as a JSON line when done."""
+    results: list[dict | None] = [None] * len(jobs)
+
+    def done(i: int, result: dict) -> None:
+        results[i] = result
+        brief = {k: v for k, v in result.items() if k not in ("hv", "reference")}
+        print(json.dumps({**brief, "final_hv": round(result["hv"][-1], 5)}), flush=True)
+
+    if processes <= 1:
+        for i, job in enumerate(jobs):
+            done(i, fn(*job))
+    else:
+        with ProcessPoolExecutor(processes) as pool:
+            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+            for future, i in futures.items():
+                done(i, future.result())
+    return results  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def bootstrap_median(curves: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Median over runs (axis 0) of ``curves`` ``(runs, evals)`` and the percentile bootstrap
+    ``level`` confidence interval of that median, per evaluation (fixed seed: reproducible)."""
+    curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    n = len(curves)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    medians = np.median(curves[idx], axis=1)  # (n_boot, evals)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(medians, [alpha, 1 - alpha], axis=0)
+    return np.median(curves, axis=0), lo, hi
+
+
+def marks(budget: int, wanted: Iterable[int] = MARKS) -> list[int]:
+    """The reporting evaluations within ``budget``, plus the budget itself."""
+    return sorted({m for m in wanted if m <= budget} | {budget})
+
+
+def group_curves(runs: Sequence[dict], key: str = "algorithm") -> dict[str, np.ndarray]:
+    """Curves ``(seeds, evals)`` by ``run[key]``, seeds in order, groups in order of appearance."""
+    groups: dict[str, list] = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        groups.setdefault(run[key], []).append(run["hv"])
+    return {name: np.array(c) for name, c in groups.items()}
+
+
+def summarize(curves: dict[str, np.ndarray]) -> dict[str, dict[str, list[float]]]:
+    """Median and 95 % bootstrap interval of every group's curves, per evaluation."""
+    out = {}
+    for name, c in curves.items():
+        median, lo, hi = bootstrap_median(c)
+        out[name] = {"median": median.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+    return out
+
+
+def evals_to_reach(median: Sequence[float], target: float) -> int | None:
+    """First evaluation count (1-based) at which ``median`` reaches ``target``, else None."""
+    hit = np.flatnonzero(np.asarray(median) >= target - 1e-12)
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def cell(summary: dict[str, list[float]], evals: int) -> str:
+    """``median [lo, hi]`` at ``evals`` evaluations."""
+    i = evals - 1
+    return f"{summary['median'][i]:.4f} [{summary['lo'][i]:.4f}, {summary['hi'][i]:.4f}]"
+
+
+def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, dict[str, list[float]]], path: Path, title: str) -> None:
+    """Median hypervolume vs evaluations with its 95 % band, one line per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, s in summary.items():
+        x = np.arange(1, len(s["median"]) + 1)
+        (line,) = ax.plot(x, s["median"], label=name, lw=1.5)
+        ax.fill_between(x, s["lo"], s["hi"], color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("normalised hypervolume (feasible points)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(out: Path, stem: str, data: dict, table: str, summary: dict, title: str) -> None:
+    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"{stem}.json", "w") as f:
+        json.dump(data, f, indent=1)
+    (out / f"{stem}.md").write_text(table + "\n")
+    plot(summary, out / f"{stem}.png", title)
+    print(f"wrote {out / stem}.json, .md, .png", flush=True)
+
+
+def environment() -> dict[str, Any]:
+    """Machine facts that bear on the wall times."""
+    return {"cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -1,0 +1,118 @@
+"""Hypervolume vs evaluations of ``BoTorchMOBO``'s acquisitions on ``SurrogateAudioNASProblem``.
+
+Every acquisition of ``moo_audio.algorithms.ACQUISITIONS`` (``--acquisitions``, default all), each
+with ``exact_cheap_objectives=True`` ("exact": energy and memory read from the problem, one GP for
+the error) and ``False`` ("modelled": one GP per objective), all other settings at their defaults
+(q=4, discrete acquisition optimiser), ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations.
+The hypervolume is that of ``compare_optimizers.py`` (``benchmarks/_hv.py``): pymoo ``HV`` of the
+running non-dominated set of the feasible evaluations, objectives divided by a fixed reference from
+the table (error 1.0; energy and memory 1.1 x their maximum over the table's trained feasible
+samples, under the problem's energy model), so the two scripts' numbers compare.
+
+Outputs under ``--out``: ``acquisitions.json`` (every curve with its wall and CPU seconds),
+``acquisitions.md`` (median and 95 % bootstrap interval of the median HV at 25/50/100 evaluations,
+median wall and CPU seconds per run) and ``acquisitions.png``::
+
+    python benchmarks/compare_acquisitions.py --jobs 2
+    python benchmarks/compare_acquisitions.py --quick        # 2 seeds, 20 evaluations, tiny BO
+
+``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
+wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _hv  # noqa: E402
+
+QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
+
+#: --quick: a smaller initial design, so that 20 evaluations still hold two BO iterations
+QUICK_N_INIT = 12
+
+
+def variant_name(acquisition: str, exact: bool) -> str:
+    return f"{acquisition} {'exact' if exact else 'modelled'}"
+
+
+def run(acquisition: str, exact: bool, seed: int, table: str, trees: int, budget: int,
+        quick: bool) -> dict[str, Any]:
+    """One (acquisition, exact cheap objectives, seed) job: its hypervolume curve and timings."""
+    from moo_audio.algorithms import BoTorchMOBO
+
+    _hv.quiet()
+    problem = _hv.surrogate(table, trees)
+    options = {**QUICK_BO, "n_init": QUICK_N_INIT} if quick else {}
+    algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
+    result = _hv.run_pymoo(problem, algorithm, budget, seed)
+    return {"variant": variant_name(acquisition, exact), "acquisition": acquisition, "exact_cheap": exact,
+            "seed": seed, **result}
+
+
+def report(runs: list[dict], budget: int) -> tuple[str, dict]:
+    """The markdown table and the per-evaluation summary of ``runs``."""
+    summary = _hv.summarize(_hv.group_curves(runs, key="variant"))
+    at = _hv.marks(budget, (25, 50, 100))
+    rows = []
+    for name, s in summary.items():
+        mine = [r for r in runs if r["variant"] == name]
+        wall, cpu = (np.median([r[k] for r in mine]) for k in ("wall_s", "cpu_s"))
+        rows.append([name, *(_hv.cell(s, m) for m in at), f"{wall:.1f}", f"{cpu:.1f}"])
+    header = ["acquisition, cheap objectives", *(f"HV at {m}" for m in at), "median wall s / run",
+              "median CPU s / run"]
+    return _hv.markdown(header, rows), summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moo_audio.algorithms import ACQUISITIONS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per variant (default 5, quick 2)")
+    parser.add_argument("--budget", type=int, default=None, help="evaluations per run (default 100, quick 20)")
+    parser.add_argument("--acquisitions", default=",".join(ACQUISITIONS), help="comma-separated subset")
+    parser.add_argument("--exact", choices=("both", "true", "false"), default="both",
+                        help="exact_cheap_objectives settings to run")
+    parser.add_argument("--trees", type=int, default=None,
+                        help=f"trees of the surrogate's error forest (default 300, quick {QUICK_TREES})")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the (variant, seed) jobs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"2 seeds, 20 evaluations, n_init {QUICK_N_INIT}, BO settings {QUICK_BO}, "
+                             f"{QUICK_TREES} trees")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 5)
+    budget = args.budget or (20 if args.quick else 100)
+    trees = args.trees or (QUICK_TREES if args.quick else 300)
+    acquisitions = [a for a in args.acquisitions.split(",") if a]
+    unknown = sorted(set(acquisitions) - set(ACQUISITIONS))
+    if unknown:
+        parser.error(f"unknown acquisitions {unknown}; choose from {ACQUISITIONS}")
+    exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
+    _hv.quiet()
+
+    jobs = [(a, e, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for s in range(seeds)]
+    runs = _hv.run_jobs(run, jobs, args.jobs)
+
+    table, summary = report(runs, budget)
+    print(table, flush=True)
+    settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
+                "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "jobs": args.jobs,
+                "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
+                "hv": "feasible points, objectives / reference, pymoo HV at (1, 1, 1)"}
+    data = {"settings": settings, "environment": _hv.environment(), "reference": runs[0]["reference"],
+            "marks": _hv.marks(budget, (25, 50, 100)), "summary": summary, "runs": runs}
+    title = f"BoTorchMOBO acquisitions, {args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
+    _hv.write(args.out, "acquisitions", data, table, summary, title)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Hypervolume vs evaluations of moo_audio's optimizers and their peers on ``SurrogateAudioNASProblem``.
+
+Algorithms (``--algorithms``, default all):
+
+* ours: ``hybrid`` (``HybridSearch()``), ``bo`` (``BoTorchMOBO()``: qLogNEHVI, q=4, exact cheap
+  objectives), ``evolution`` (``RegularizedEvolution()``), ``mopso`` (``MOPSO()``);
+* peers: ``nsga2`` and ``smsemoa`` (pymoo, population ``POP_SIZE`` with the genome sampling and repair
+  and duplicate elimination, as ``moo-audio search`` sets up NSGA-II), ``random`` (``RandomSearch()``),
+  ``optuna-tpe`` (``optuna.samplers.TPESampler``) and ``optuna-nsga2`` (``NSGAIISampler``, population
+  ``POP_SIZE``), both with their defaults otherwise. An Optuna trial suggests one value per entry of
+  ``problem.vars`` (Real: ``suggest_float``, Integer: ``suggest_int``, Choice: ``suggest_categorical``,
+  Binary: ``suggest_categorical([False, True])``), the problem evaluates that dict, and the constraint
+  values go to the sampler through ``constraints_func``.
+
+Every algorithm runs ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations (evaluations beyond the
+budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see ``benchmarks/_hv.py``):
+pymoo ``HV`` of the running non-dominated set of the *feasible* evaluations, objectives divided by a
+fixed reference computed once from the table: error 1.0; energy (mJ) and memory (KB) 1.1 x their
+maximum over the table's trained feasible sample architectures, recomputed with the problem's energy
+model. It is thus in [0, 1] and comparable across algorithms and with ``compare_acquisitions.py``.
+
+Outputs under ``--out``: ``optimizers.json`` (every curve, timings, settings, reference),
+``optimizers.md`` (median and 95 % percentile-bootstrap interval of the median HV at 25/50/100/200
+evaluations; evaluations each algorithm's median curve needs to reach NSGA-II's median HV at the
+budget) and ``optimizers.png`` (median curves with their 95 % bands)::
+
+    python benchmarks/compare_optimizers.py --jobs 2              # the full comparison
+    python benchmarks/compare_optimizers.py --quick               # 2 seeds, 30 evaluations
+
+``--jobs N`` runs the (algorithm, seed) jobs in N processes; each job reseeds every generator and
+the problem is deterministic, so the results do not depend on it (the wall times do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _hv  # noqa: E402
+
+#: population of pymoo's NSGA-II / SMS-EMOA and of Optuna's NSGA-II sampler (pymoo's default of 100
+#: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
+POP_SIZE = 20
+OURS = ("hybrid", "bo", "evolution", "mopso")
+PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2")
+ALGORITHMS = OURS + PEERS
+QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
+
+
+def make_algorithm(name: str, bo_options: dict[str, Any]):
+    """A fresh pymoo algorithm for ``name`` (not the Optuna ones)."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.algorithms.moo.sms import SMSEMOA
+
+    from moo_audio.algorithms import MOPSO, BoTorchMOBO, HybridSearch, RandomSearch, RegularizedEvolution
+    from moo_audio.space import GenomeRepair, GenomeSampling
+
+    genome_ops = lambda: {"sampling": GenomeSampling(), "repair": GenomeRepair(),  # noqa: E731
+                          "eliminate_duplicates": True}
+    factories = {
+        "hybrid": lambda: HybridSearch(bo=BoTorchMOBO(**bo_options)),
+        "bo": lambda: BoTorchMOBO(acquisition="qLogNEHVI", **bo_options),
+        "evolution": RegularizedEvolution,
+        "mopso": MOPSO,
+        "random": RandomSearch,
+        "nsga2": lambda: NSGA2(pop_size=POP_SIZE, **genome_ops()),
+        "smsemoa": lambda: SMSEMOA(pop_size=POP_SIZE, **genome_ops()),
+    }
+    return factories[name]()
+
+
+def suggest(trial, name: str, var):
+    """One Optuna suggestion for a pymoo variable."""
+    from pymoo.core.variable import Binary, Choice, Integer, Real
+
+    plain = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731
+    if isinstance(var, Binary):
+        return trial.suggest_categorical(name, [False, True])
+    if isinstance(var, Choice):
+        return trial.suggest_categorical(name, [plain(o) for o in var.options])
+    if isinstance(var, Integer):
+        lo, hi = var.bounds
+        return trial.suggest_int(name, int(lo), int(hi))
+    if isinstance(var, Real):
+        lo, hi = var.bounds
+        return trial.suggest_float(name, float(lo), float(hi))
+    raise TypeError(f"variable {name!r}: no Optuna suggestion for {type(var).__name__}")
+
+
+def run_optuna(problem, sampler_name: str, budget: int, seed: int) -> dict[str, Any]:
+    """One seeded Optuna study of ``budget`` trials on the problem's mixed variables."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _hv.seed_everything(seed)
+    recorder = _hv.Recorder()
+
+    def constraints(trial) -> list[float]:
+        return trial.user_attrs["constraints"]
+
+    def objective(trial) -> list[float]:
+        assignment = {name: suggest(trial, name, var) for name, var in problem.vars.items()}
+        out = problem.evaluate(np.array([assignment], dtype=object), return_as_dictionary=True)
+        G = out.get("G") if problem.n_ieq_constr else None
+        recorder.add(out["F"], G)
+        trial.set_user_attr("constraints", [] if G is None else [float(g) for g in np.ravel(G)])
+        return [float(f) for f in np.ravel(out["F"])]
+
+    if sampler_name == "optuna-tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+    else:
+        sampler = optuna.samplers.NSGAIISampler(population_size=POP_SIZE, seed=seed,
+                                                constraints_func=constraints)
+    study = optuna.create_study(directions=["minimize"] * problem.n_obj, sampler=sampler)
+    times = _hv.timed(lambda: study.optimize(objective, n_trials=budget))
+    return _hv.finish(recorder, problem, budget, times)
+
+
+def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
+    """One (algorithm, seed) job: its hypervolume curve and timings."""
+    _hv.quiet()
+    problem = _hv.surrogate(table, trees)
+    if algorithm.startswith("optuna-"):
+        result = run_optuna(problem, algorithm, budget, seed)
+    else:
+        algo = make_algorithm(algorithm, QUICK_BO if quick else {})
+        result = _hv.run_pymoo(problem, algo, budget, seed)
+    return {"algorithm": algorithm, "seed": seed, **result}
+
+
+def report(runs: list[dict], budget: int, baseline: str = "nsga2") -> tuple[str, dict]:
+    """The markdown table and the per-evaluation summary of ``runs``."""
+    summary = _hv.summarize(_hv.group_curves(runs))
+    at = _hv.marks(budget)
+    target = summary[baseline]["median"][-1] if baseline in summary else None
+    rows = []
+    for name, s in summary.items():
+        reach = ("n/a (no nsga2 runs)" if target is None
+                 else _hv.evals_to_reach(s["median"], target) or "not reached")
+        wall = np.median([r["wall_s"] for r in runs if r["algorithm"] == name])
+        rows.append([name, *(_hv.cell(s, m) for m in at), reach, f"{wall:.1f}"])
+    header = ["algorithm", *(f"HV at {m}" for m in at),
+              f"evals to NSGA-II's HV at {budget}" + (f" ({target:.4f})" if target is not None else ""),
+              "median wall s / run"]
+    return _hv.markdown(header, rows), summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10, quick 2)")
+    parser.add_argument("--budget", type=int, default=None, help="evaluations per run (default 200, quick 30)")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated subset")
+    parser.add_argument("--trees", type=int, default=None,
+                        help=f"trees of the surrogate's error forest (default 300, quick {QUICK_TREES})")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the (algorithm, seed) jobs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"2 seeds, 30 evaluations, small BO settings {QUICK_BO}, {QUICK_TREES} trees")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 10)
+    budget = args.budget or (30 if args.quick else 200)
+    trees = args.trees or (QUICK_TREES if args.quick else 300)
+    algorithms = [a for a in args.algorithms.split(",") if a]
+    unknown = sorted(set(algorithms) - set(ALGORITHMS))
+    if unknown:
+        parser.error(f"unknown algorithms {unknown}; choose from {ALGORITHMS}")
+    _hv.quiet()
+
+    # the Bayesian runs first, so that a pool does not end waiting on one of them
+    slow = lambda a: a in ("bo", "hybrid")  # noqa: E731
+    jobs = [(a, s, args.table, trees, budget, args.quick)
+            for a in sorted(algorithms, key=lambda a: not slow(a)) for s in range(seeds)]
+    runs = _hv.run_jobs(run, jobs, args.jobs)
+    runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
+
+    table, summary = report(runs, budget)
+    print(table, flush=True)
+    settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
+                "algorithms": algorithms, "pop_size": POP_SIZE, "bo_options": QUICK_BO if args.quick else {},
+                "jobs": args.jobs, "hv": "feasible points, objectives / reference, pymoo HV at (1, 1, 1)"}
+    data = {"settings": settings, "environment": _hv.environment(), "reference": runs[0]["reference"],
+            "marks": _hv.marks(budget), "summary": summary, "runs": runs}
+    title = f"{args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
+    _hv.write(args.out, "optimizers", data, table, summary, title)
+
+
+if __name__ == "__main__":
+    main()
