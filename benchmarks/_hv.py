@@ -6,11 +6,15 @@ confidence interval), the markdown table and the plot.
 Hypervolume definition (one for every script, so their numbers compare):
 
 * only feasible evaluations count (every constraint ``g <= 0``, finite objectives);
-* objectives are divided by a fixed reference computed once from the problem's table
-  (:func:`reference_point`): classification error by 1.0, energy (mJ) and memory (KB) by 1.1 x
-  their maximum over the table's trained, feasible ``sample`` rows, recomputed with the problem's
-  own energy model; the hypervolume is pymoo's ``HV`` of the normalised points with reference point
-  ``(1, 1, 1)``, so it lies in ``[0, 1]`` and points beyond the reference add nothing;
+* objectives are normalised by a fixed scale computed once from the problem's table
+  (:func:`reference_scale`): the classification error as it is (reference 1.0); energy (mJ) and
+  memory (KB) on a *log* scale from ``lo`` = their minimum / 1.1 (0) to ``ref`` = 1.1 x their maximum
+  (1) over the table's trained, feasible ``sample`` rows, recomputed with the problem's own energy
+  model. Energy and memory span two orders of magnitude in the space; on a linear scale the
+  hypervolume saturates near 0.7 within ten evaluations of any algorithm and the cheap end of the
+  front, where always-on models live, hardly counts. The hypervolume is pymoo's ``HV`` of the
+  normalised points with reference point ``(1, 1, 1)``, so it lies in ``[0, ~1]`` and points beyond
+  the reference add nothing;
 * the curve holds, after each evaluation (in the order the optimizer asked for them, rows of a
   batch in order), the hypervolume of the non-dominated set of everything evaluated so far.
 """
@@ -31,7 +35,8 @@ import numpy as np
 
 #: evaluations at which the tables report the hypervolume (those within the budget, and the budget)
 MARKS = (25, 50, 100, 200)
-#: reference = this factor x the largest energy / memory of the table's feasible trained samples
+#: log-scale bounds of energy and memory: the table's feasible samples' minimum / this factor and
+#: maximum x this factor
 REF_MARGIN = 1.1
 #: reference of the classification error
 REF_ERROR = 1.0
@@ -77,10 +82,29 @@ def surrogate(table: str, n_estimators: int = 300):
     return _PROBLEMS[key]
 
 
-def reference_point(problem) -> np.ndarray:
-    """Raw reference ``(error, energy_mj, memory_kb)``: ``REF_ERROR``, then ``REF_MARGIN`` x the largest
-    energy and memory of the table's trained feasible sample architectures under the problem's energy
-    model and constraints (depends on the table, not on the forest)."""
+class Scale:
+    """Normalisation of ``(error, energy_mj, memory_kb)``: error linear, energy and memory on a log
+    scale from ``lo`` (0) to ``ref`` (1); see the module docstring."""
+
+    def __init__(self, lo: np.ndarray, ref: np.ndarray):
+        self.lo, self.ref = np.asarray(lo, dtype=float), np.asarray(ref, dtype=float)
+
+    def normalise(self, F: np.ndarray) -> np.ndarray:
+        F = np.asarray(F, dtype=float)
+        out = F / self.ref
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[:, 1:] = np.log(F[:, 1:] / self.lo[1:]) / np.log(self.ref[1:] / self.lo[1:])
+        return out
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"lo": self.lo.tolist(), "ref": self.ref.tolist()}
+
+
+def reference_scale(problem) -> Scale:
+    """The :class:`Scale` of the problem's table: error reference ``REF_ERROR``; energy and memory
+    between ``min / REF_MARGIN`` and ``REF_MARGIN x max`` over the table's trained feasible sample
+    architectures under the problem's energy model and constraints (depends on the table, not on
+    the forest)."""
     from moo_audio.problem import cheap_values
 
     rows = problem.table.trained("sample")
@@ -90,7 +114,9 @@ def reference_point(problem) -> np.ndarray:
     feasible = np.all([np.asarray(v) <= 0 for v in g.values()], axis=0) if g else np.ones(len(rows), bool)
     if not feasible.any():
         raise ValueError("no feasible trained sample in the table: cannot fix a hypervolume reference")
-    return np.array([REF_ERROR, REF_MARGIN * energy[feasible].max(), REF_MARGIN * memory[feasible].max()])
+    lo = np.array([0.0, energy[feasible].min() / REF_MARGIN, memory[feasible].min() / REF_MARGIN])
+    ref = np.array([REF_ERROR, REF_MARGIN * energy[feasible].max(), REF_MARGIN * memory[feasible].max()])
+    return Scale(lo, ref)
 
 
 def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
@@ -101,16 +127,16 @@ def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
     return ok
 
 
-def hv_curve(F: np.ndarray, feasible: np.ndarray, ref: np.ndarray, budget: int) -> np.ndarray:
+def hv_curve(F: np.ndarray, feasible: np.ndarray, scale: Scale, budget: int) -> np.ndarray:
     """Normalised hypervolume of the running non-dominated feasible set after each of the first
     ``budget`` evaluations; a run that stopped early keeps its last value."""
     from pymoo.indicators.hv import HV
 
-    indicator = HV(ref_point=np.ones(len(ref)))
-    F = np.asarray(F, dtype=float)[:budget] / ref
+    indicator = HV(ref_point=np.ones(F.shape[1]))
+    F = scale.normalise(np.asarray(F, dtype=float)[:budget])
     feasible = np.asarray(feasible, dtype=bool)[:budget]
     curve = np.zeros(budget)
-    front = np.empty((0, len(ref)))
+    front = np.empty((0, F.shape[1]))
     value = 0.0
     for i, f in enumerate(F):
         if feasible[i] and np.all(f < 1.0) and not np.any(np.all(front <= f, axis=1)):
@@ -147,13 +173,13 @@ class Recorder:
 
         return RecordingEvaluator()
 
-    def curve(self, ref: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
+    def curve(self, scale: Scale, budget: int) -> tuple[np.ndarray, int]:
         """(hypervolume curve over ``budget`` evaluations, evaluations actually recorded)."""
         if not self.F:
             return np.zeros(budget), 0
         F = np.concatenate(self.F)
         feasible = np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)])
-        return hv_curve(F, feasible, ref, budget), len(F)
+        return hv_curve(F, feasible, scale, budget), len(F)
 
 
 def timed(fn: Callable[[], None]) -> dict[str, float]:
@@ -176,30 +202,44 @@ def run_pymoo(problem, algorithm, budget: int, seed: int) -> dict[str, Any]:
 
 
 def finish(recorder: Recorder, problem, budget: int, times: dict[str, float]) -> dict[str, Any]:
-    ref = reference_point(problem)
-    curve, n = recorder.curve(ref, budget)
-    return {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": ref.tolist(), **times}
+    scale = reference_scale(problem)
+    curve, n = recorder.curve(scale, budget)
+    return {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": scale.to_dict(), **times}
 
 
-def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> list[dict]:
-    """``fn(*job)`` for every job, in ``processes`` processes (in this one when 1); results in the
-    order of ``jobs``, each printed as a JSON line when done."""
+def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> tuple[list[dict], list[str]]:
+    """``fn(*job)`` for every job, in ``processes`` processes (in this one when 1): the results of the
+    jobs that finished, in the order of ``jobs``, each printed as a JSON line when done, and one line
+    per job that raised (printed too; the other jobs go on, so a failure loses no finished run)."""
     results: list[dict | None] = [None] * len(jobs)
+    failed: list[str] = []
 
-    def done(i: int, result: dict) -> None:
+    def done(i: int, run: Callable[[], dict]) -> None:
+        try:
+            result = run()
+        except Exception as error:  # noqa: BLE001 - reported with the job, the other jobs go on
+            failed.append(f"{jobs[i]}: {type(error).__name__}: {error}")
+            print(f"job {jobs[i]} failed: {type(error).__name__}: {error}", flush=True)
+            return
         results[i] = result
         brief = {k: v for k, v in result.items() if k not in ("hv", "reference")}
         print(json.dumps({**brief, "final_hv": round(result["hv"][-1], 5)}), flush=True)
 
     if processes <= 1:
         for i, job in enumerate(jobs):
-            done(i, fn(*job))
+            done(i, lambda job=job: fn(*job))
     else:
         with ProcessPoolExecutor(processes) as pool:
             futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
             for future, i in futures.items():
-                done(i, future.result())
-    return results  # type: ignore[return-value]
+                done(i, future.result)
+    return [r for r in results if r is not None], failed
+
+
+def exit_if_failed(failed: Sequence[str]) -> None:
+    """After the outputs are written: exit with status 1 naming the failed jobs, if any."""
+    if failed:
+        raise SystemExit(f"{len(failed)} job(s) failed (outputs hold the others):\n" + "\n".join(failed))
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -246,8 +286,10 @@ def evals_to_reach(median: Sequence[float], target: float) -> int | None:
 
 
 def cell(summary: dict[str, list[float]], evals: int) -> str:
-    """``median [lo, hi]`` at ``evals`` evaluations."""
+    """``median [lo, hi]`` at ``evals`` evaluations (a dash beyond a shorter run's budget)."""
     i = evals - 1
+    if i >= len(summary["median"]):
+        return "-"
     return f"{summary['median'][i]:.4f} [{summary['lo'][i]:.4f}, {summary['hi'][i]:.4f}]"
 
 

@@ -5,9 +5,9 @@ with ``exact_cheap_objectives=True`` ("exact": energy and memory read from the p
 the error) and ``False`` ("modelled": one GP per objective), all other settings at their defaults
 (q=4, discrete acquisition optimiser), ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations.
 The hypervolume is that of ``compare_optimizers.py`` (``benchmarks/_hv.py``): pymoo ``HV`` of the
-running non-dominated set of the feasible evaluations, objectives divided by a fixed reference from
-the table (error 1.0; energy and memory 1.1 x their maximum over the table's trained feasible
-samples, under the problem's energy model), so the two scripts' numbers compare.
+running non-dominated set of the feasible evaluations, objectives normalised by a fixed scale from
+the table (error as it is; energy and memory on a log scale between the table's extremes, widened
+by 10%), so the two scripts' numbers compare.
 
 Outputs under ``--out``: ``acquisitions.json`` (every curve with its wall and CPU seconds),
 ``acquisitions.md`` (median and 95 % bootstrap interval of the median HV at 25/50/100 evaluations,
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _hv  # noqa: E402
+import _hv
 
 QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 
@@ -100,18 +100,20 @@ def main(argv: list[str] | None = None) -> None:
 
     jobs = [(a, e, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
             for s in range(seeds)]
-    runs = _hv.run_jobs(run, jobs, args.jobs)
+    runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
-                "hv": "feasible points, objectives / reference, pymoo HV at (1, 1, 1)"}
-    data = {"settings": settings, "environment": _hv.environment(), "reference": runs[0]["reference"],
+                "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
+    data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
+            "reference": runs[0]["reference"],
             "marks": _hv.marks(budget, (25, 50, 100)), "summary": summary, "runs": runs}
     title = f"BoTorchMOBO acquisitions, {args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
     _hv.write(args.out, "acquisitions", data, table, summary, title)
+    _hv.exit_if_failed(failed)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ Algorithms (``--algorithms``, default all):
 
 Every algorithm runs ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations (evaluations beyond the
 budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see ``benchmarks/_hv.py``):
-pymoo ``HV`` of the running non-dominated set of the *feasible* evaluations, objectives divided by a
-fixed reference computed once from the table: error 1.0; energy (mJ) and memory (KB) 1.1 x their
-maximum over the table's trained feasible sample architectures, recomputed with the problem's energy
-model. It is thus in [0, 1] and comparable across algorithms and with ``compare_acquisitions.py``.
+pymoo ``HV`` of the running non-dominated set of the *feasible* evaluations, objectives normalised by
+a fixed scale computed once from the table (error as it is; energy and memory on a log scale between
+the table's extremes, widened by 10%). It is thus in [0, ~1] and comparable across algorithms and
+with ``compare_acquisitions.py``.
 
 Outputs under ``--out``: ``optimizers.json`` (every curve, timings, settings, reference),
 ``optimizers.md`` (median and 95 % percentile-bootstrap interval of the median HV at 25/50/100/200
@@ -26,6 +26,11 @@ budget) and ``optimizers.png`` (median curves with their 95 % bands)::
 
     python benchmarks/compare_optimizers.py --jobs 2              # the full comparison
     python benchmarks/compare_optimizers.py --quick               # 2 seeds, 30 evaluations
+    python benchmarks/compare_optimizers.py --merge a.json b.json # one report of earlier runs
+
+``--merge`` reports the runs stored in earlier ``optimizers.json`` files (e.g. the Bayesian runs made
+on a bigger machine, or with a smaller ``--budget``, beside the others) instead of running anything;
+a run shorter than the longest shows a dash at the marks beyond its budget.
 
 ``--jobs N`` runs the (algorithm, seed) jobs in N processes; each job reseeds every generator and
 the problem is deterministic, so the results do not depend on it (the wall times do).
@@ -34,6 +39,7 @@ the problem is deterministic, so the results do not depend on it (the wall times
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _hv  # noqa: E402
+import _hv
 
 #: population of pymoo's NSGA-II / SMS-EMOA and of Optuna's NSGA-II sampler (pymoo's default of 100
 #: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
@@ -57,10 +63,16 @@ def make_algorithm(name: str, bo_options: dict[str, Any]):
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.moo.sms import SMSEMOA
 
-    from moo_audio.algorithms import MOPSO, BoTorchMOBO, HybridSearch, RandomSearch, RegularizedEvolution
+    from moo_audio.algorithms import (
+        MOPSO,
+        BoTorchMOBO,
+        HybridSearch,
+        RandomSearch,
+        RegularizedEvolution,
+    )
     from moo_audio.space import GenomeRepair, GenomeSampling
 
-    genome_ops = lambda: {"sampling": GenomeSampling(), "repair": GenomeRepair(),  # noqa: E731
+    genome_ops = lambda: {"sampling": GenomeSampling(), "repair": GenomeRepair(),
                           "eliminate_duplicates": True}
     factories = {
         "hybrid": lambda: HybridSearch(bo=BoTorchMOBO(**bo_options)),
@@ -78,7 +90,7 @@ def suggest(trial, name: str, var):
     """One Optuna suggestion for a pymoo variable."""
     from pymoo.core.variable import Binary, Choice, Integer, Real
 
-    plain = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731
+    plain = lambda v: v.item() if isinstance(v, np.generic) else v
     if isinstance(var, Binary):
         return trial.suggest_categorical(name, [False, True])
     if isinstance(var, Choice):
@@ -134,19 +146,18 @@ def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: b
 
 
 def report(runs: list[dict], budget: int, baseline: str = "nsga2") -> tuple[str, dict]:
-    """The markdown table and the per-evaluation summary of ``runs``."""
+    """The markdown table and the per-evaluation summary of ``runs``: median HV [95% CI] at the marks,
+    and the evaluations each median curve needs to reach NSGA-II's median HV at each mark."""
     summary = _hv.summarize(_hv.group_curves(runs))
     at = _hv.marks(budget)
-    target = summary[baseline]["median"][-1] if baseline in summary else None
+    targets = {m: summary[baseline]["median"][m - 1] for m in at if m > 25} if baseline in summary else {}
     rows = []
     for name, s in summary.items():
-        reach = ("n/a (no nsga2 runs)" if target is None
-                 else _hv.evals_to_reach(s["median"], target) or "not reached")
+        reach = [_hv.evals_to_reach(s["median"], t) or f"not in {len(s['median'])}" for t in targets.values()]
         wall = np.median([r["wall_s"] for r in runs if r["algorithm"] == name])
-        rows.append([name, *(_hv.cell(s, m) for m in at), reach, f"{wall:.1f}"])
+        rows.append([name, *(_hv.cell(s, m) for m in at), *reach, f"{wall:.1f}"])
     header = ["algorithm", *(f"HV at {m}" for m in at),
-              f"evals to NSGA-II's HV at {budget}" + (f" ({target:.4f})" if target is not None else ""),
-              "median wall s / run"]
+              *(f"evals to NSGA-II's HV at {m} ({t:.4f})" for m, t in targets.items()), "median wall s / run"]
     return _hv.markdown(header, rows), summary
 
 
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"trees of the surrogate's error forest (default 300, quick {QUICK_TREES})")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the (algorithm, seed) jobs")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="report the runs of these optimizers.json files instead of running")
     parser.add_argument("--quick", action="store_true",
                         help=f"2 seeds, 30 evaluations, small BO settings {QUICK_BO}, {QUICK_TREES} trees")
     args = parser.parse_args(argv)
@@ -172,22 +185,33 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown algorithms {unknown}; choose from {ALGORITHMS}")
     _hv.quiet()
 
-    # the Bayesian runs first, so that a pool does not end waiting on one of them
-    slow = lambda a: a in ("bo", "hybrid")  # noqa: E731
-    jobs = [(a, s, args.table, trees, budget, args.quick)
-            for a in sorted(algorithms, key=lambda a: not slow(a)) for s in range(seeds)]
-    runs = _hv.run_jobs(run, jobs, args.jobs)
+    if args.merge:
+        loaded = [json.loads(path.read_text()) for path in args.merge]
+        runs = [r for data in loaded for r in data["runs"] if r["algorithm"] in algorithms]
+        failed = [line for data in loaded for line in data.get("failed", [])]
+        budget = max(len(r["hv"]) for r in runs)
+        seeds = max(r["seed"] for r in runs) + 1
+        trees = loaded[0]["settings"]["trees"]
+    else:
+        # the Bayesian runs first, so that a pool does not end waiting on one of them
+        slow = lambda a: a in ("bo", "hybrid")
+        jobs = [(a, s, args.table, trees, budget, args.quick)
+                for a in sorted(algorithms, key=lambda a: not slow(a)) for s in range(seeds)]
+        runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 
     table, summary = report(runs, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "algorithms": algorithms, "pop_size": POP_SIZE, "bo_options": QUICK_BO if args.quick else {},
-                "jobs": args.jobs, "hv": "feasible points, objectives / reference, pymoo HV at (1, 1, 1)"}
-    data = {"settings": settings, "environment": _hv.environment(), "reference": runs[0]["reference"],
+                "jobs": args.jobs, "merged": [str(p) for p in args.merge or []],
+                "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
+    data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
+            "reference": runs[0]["reference"],
             "marks": _hv.marks(budget), "summary": summary, "runs": runs}
     title = f"{args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
     _hv.write(args.out, "optimizers", data, table, summary, title)
+    _hv.exit_if_failed(failed)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from moo_audio.surrogate import load_table
-from moo_audio.training import CurveHistory, MedianStopping, Patience, StoppingRule, SuccessiveHalving
+from moo_audio.training import (
+    CurveHistory,
+    MedianStopping,
+    Patience,
+    StoppingRule,
+    SuccessiveHalving,
+)
 
 #: rule sets by label: each builds its rules on the shared history
 RULES: dict[str, Callable[[CurveHistory], list[StoppingRule]]] = {

@@ -23,13 +23,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from moo_audio.costs import network_cost  # noqa: E402
-from moo_audio.data import load_dataset  # noqa: E402
-from moo_audio.problem import cheap_values, evaluation_row, train_job  # noqa: E402
-from moo_audio.problem_files import load_problem  # noqa: E402
-from moo_audio.space import Block, FrontEnd, Genome  # noqa: E402
+from moo_audio.costs import network_cost
+from moo_audio.data import load_dataset
+from moo_audio.problem import cheap_values, evaluation_row, train_job
+from moo_audio.problem_files import load_problem
+from moo_audio.space import Block, FrontEnd, Genome
 
 WIDTHS = (8, 16, 32, 64, 128)
 BODY = (Block("dsconv", 32, 3, 2), Block("dsconv", 64, 3, 2), Block("dsconv", 64, 3, 2))

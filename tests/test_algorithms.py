@@ -4,18 +4,17 @@ against random search and NSGA-II (margins measured on the 2-core dev machine, s
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
-from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.callback import Callback
-from pymoo.core.evaluator import Evaluator
 from pymoo.core.problem import ElementwiseProblem, Problem
 from pymoo.core.repair import Repair
 from pymoo.core.variable import Binary, Choice, Integer, Real
-from pymoo.indicators.hv import HV
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
 from pymoo.problems.multi.zdt import ZDT1
@@ -108,6 +107,16 @@ class TinyIntegerProblem(Problem):
 
     def _evaluate(self, X, out, *args, **kwargs):
         out["F"] = np.column_stack([X[:, 0] + X[:, 1] ** 2, (2 - X[:, 0]) ** 2 + (2 - X[:, 1])]).astype(float)
+
+
+class CheapFlakyProblem(FlakyProblem):
+    """FlakyProblem whose first objective (f1 = x0, NaN where x0 > 0.8) is declared cheap."""
+
+    cheap_objectives = (0,)
+
+    def evaluate_cheap(self, X):
+        X = np.asarray(X, dtype=float)
+        return np.where(X[:, :1] > 0.8, np.nan, X[:, :1])
 
 
 class CheapZDT1(ZDT1):
@@ -212,10 +221,13 @@ def test_nan_and_infeasible_evaluations_never_crash(make):
     assert np.all(np.isfinite(res.F)) and np.all(res.CV == 0)
 
 
+@pytest.mark.parametrize("problem", [FlakyProblem, CheapFlakyProblem], ids=["modelled", "exact-cheap"])
 @pytest.mark.parametrize("acquisition", ACQUISITIONS)
-def test_every_acquisition_handles_failures(acquisition):
-    res = minimize(FlakyProblem(), small_bo(acquisition=acquisition), ("n_evals", 10), seed=1)
+def test_every_acquisition_handles_failures(acquisition, problem):
+    # with constraints, and with or without exact cheap objectives (which need X in the objective)
+    res = minimize(problem(), small_bo(acquisition=acquisition), ("n_evals", 10), seed=1)
     assert res.algorithm.evaluator.n_eval == 10 and np.all(np.isfinite(res.F))
+    assert res.algorithm.cheap == getattr(problem, "cheap_objectives", ())
 
 
 @pytest.mark.parametrize("make", all_algorithms())
@@ -326,19 +338,10 @@ def test_cheap_objectives_are_exact_and_not_modelled():
 # Each run is deterministic under its seed (the same hypervolumes came out on the 2-core dev VM and on
 # a 16-core machine), so a failure means behaviour changed, not bad luck.
 
-PROBLEMS = {
-    # reference points of BoTorch's test-function suite for these problems
-    "zdt1": (lambda: get_problem("zdt1", n_var=10), np.array([11.0, 11.0])),
-    "dtlz2": (lambda: get_problem("dtlz2", n_obj=3), np.array([1.1, 1.1, 1.1])),
-}
-MAKERS = {
-    "random": lambda ref: RandomSearch(),
-    "nsga2": lambda ref: NSGA2(pop_size=20),
-    "evolution": lambda ref: RegularizedEvolution(),
-    "mopso": lambda ref: MOPSO(),
-    "bo": lambda ref: BoTorchMOBO(ref_point=ref),
-    "hybrid": lambda ref: HybridSearch(bo=BoTorchMOBO(ref_point=ref)),
-}
+# the configurations and hypervolume definition of the benchmark that measured the margins below
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from algorithms_smoke import run as benchmark_run
+
 #: median HV after 100 evaluations >= (1 + margin) * random search's median. Measured advantages
 #: (`python benchmarks/algorithms_smoke.py --seeds 5`, docs/algorithms.md), seeds 0-1 / 0-4:
 #: evolution ZDT1 +6.6% / +7.3%, DTLZ2 +71% / +71%; MOPSO ZDT1 +2.7% / +6.7%, DTLZ2 +80% / +148%;
@@ -358,13 +361,8 @@ MARGINS_BO_VS_NSGA2 = {"zdt1": 0.11, "dtlz2": 1.0}
 @functools.cache
 def hypervolumes(algorithm: str, problem: str, seed: int, n_evals: int) -> tuple[float, float]:
     """Hypervolume of the first 60 and of all ``n_evals`` evaluations of one seeded run."""
-    make_problem, ref = PROBLEMS[problem]
-    batches = []
-    minimize(make_problem(), MAKERS[algorithm](ref), ("n_evals", n_evals), seed=seed,
-             evaluator=Evaluator(callback=lambda pop: batches.append(pop.get("F"))))
-    F = np.concatenate(batches)
-    hv = HV(ref_point=ref)
-    return hv(F[:60]), hv(F)
+    result = benchmark_run(algorithm, problem, seed, n_evals)
+    return result["hv60"], result["hv100"]
 
 
 def median_hv(algorithm: str, problem: str, seeds, n_evals: int, first_60: bool = False) -> float:

@@ -16,8 +16,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 def run_script(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python benchmarks/<name> args...``; fails the test with the script's output if it fails."""
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=BENCHMARKS.parent)
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], check=False, capture_output=True,
+                          text=True, timeout=timeout, cwd=BENCHMARKS.parent)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -60,3 +60,54 @@ def test_compare_acquisitions_quick(tmp_path):
     variants = {f"{a} {c}" for a in ("qLogNEHVI", "rs-UCB") for c in ("exact", "modelled")}
     data = check_hv_outputs(tmp_path, "acquisitions", variants, "variant", seeds=2, budget=16)
     assert all(r["wall_s"] > 0 for r in data["runs"])
+
+
+def test_build_surrogate_quick(tmp_path):
+    out = tmp_path / "table.json.gz"
+    run_script("build_surrogate.py", "--quick", "--workers", "1", "--out", str(out))
+    from moo_audio.surrogate import SurrogateAudioNASProblem, load_table
+
+    table = load_table(out)
+    assert table.meta["quick"] and table.meta["budget"]["max_epochs"] == 2
+    rows = table.trained("sample")
+    assert len(rows) == 6 and all(len(r["curve"]) == 2 and r["stop_reason"] == "budget" for r in rows)
+    assert all(r["macs"] <= table.meta["constraints"]["max_macs"] for r in rows)
+    assert len({r["genome"] for r in rows}) == 6
+    assert table.space.n_classes == 12
+    with pytest.raises(ValueError, match="at least 10 are needed"):
+        SurrogateAudioNASProblem(out)  # 6 trainings are too few for a 5-fold error model
+
+
+def test_early_stopping_quick(tmp_path):
+    proc = run_script("early_stopping.py", "--quick", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "early_stopping-builtin-quick.json").read_text())
+    by_rule = {r["rule"]: r for r in data["results"]}
+    assert by_rule["patience 5"]["spearman"] > 0.9  # patience hardly stops: nearly the full ranking
+    assert all(r["compute_saved"] >= 1.0 for r in data["results"])
+    # halving stops more candidates than patience, and saves more
+    assert by_rule["halving (min 1, eta 3)"]["compute_saved"] > by_rule["patience 5"]["compute_saved"]
+    assert "compute saved" in proc.stdout
+
+
+def test_frontend_bottleneck_quick(tmp_path):
+    run_script("frontend_bottleneck.py", "--quick", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "frontend_bottleneck-builtin-quick.json").read_text())["rows"]
+    cost = {(r["representation"], r["first_width"]): r for r in rows}
+    assert set(cost) == {("2d", 8), ("2d", 64), ("1d", 8), ("1d", 64)}
+    # the bottleneck: widening the first layer costs far more on the 2-D image than on 1-D input
+    growth_2d = cost["2d", 64]["macs"] - cost["2d", 8]["macs"]
+    growth_1d = cost["1d", 64]["macs"] - cost["1d", 8]["macs"]
+    assert growth_2d > 2 * growth_1d
+    assert cost["2d", 64]["peak_arena_kb"] > 10 * cost["1d", 64]["peak_arena_kb"]
+    assert all(0 <= r["test_accuracy"] <= 1 for r in rows)
+    assert (tmp_path / "frontend_bottleneck-builtin-quick.png").exists()
+
+
+def test_baselines_quick(tmp_path):
+    run_script("baselines.py", "--quick", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "baselines-quick.json").read_text())["builtin"]
+    groups = [m["group"] for m in report["models"]]
+    assert groups.count("baseline") == 2 and groups.count("found") == 2
+    assert all(m["measured_mj"] > 0 for m in report["models"])
+    assert report["setup"]["latency_statistic"] == "min"
+    assert "Best baseline" in (tmp_path / "baselines-quick.md").read_text()

@@ -96,6 +96,14 @@ def test_space_must_match_dataset(dataset):
         AudioNASProblem(dataset, stopping=("patience", "psychic"))
 
 
+def test_training_device_reaches_the_jobs(dataset, tmp_path):
+    problem = _problem(dataset, tmp_path, device="cpu")
+    job = problem.job(problem.space.sample(1, seed=0)[0])
+    assert job.device == "cpu"
+    with pytest.raises(RuntimeError, match="device"):
+        _problem(dataset, tmp_path, device="gpu-please")
+
+
 def test_threads_per_worker_never_oversubscribes():
     assert threads_per_worker(1) >= threads_per_worker(2) >= 1
     assert threads_per_worker(1000) == 1

@@ -24,7 +24,7 @@ from botorch.acquisition.multi_objective import (
     qNoisyExpectedHypervolumeImprovement,
 )
 from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
-from botorch.acquisition.objective import ConstrainedMCObjective, GenericMCObjective
+from botorch.acquisition.objective import GenericMCObjective
 from botorch.acquisition.utils import get_infeasible_cost
 from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
@@ -38,6 +38,7 @@ from botorch.utils.multi_objective.box_decompositions import (
 )
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
+from botorch.utils.objective import apply_constraints
 from botorch.utils.sampling import sample_simplex
 from gpytorch.mlls import SumMarginalLogLikelihood
 from pymoo.core.population import Population
@@ -358,10 +359,12 @@ class BoTorchMOBO(UnitCubeAlgorithm):
                 )
             else:
                 if c.constraints is not None:
-                    objective = ConstrainedMCObjective(
-                        objective, c.constraints,
-                        infeasible_cost=get_infeasible_cost(c.X_baseline, c.model, objective),
-                    )
+                    # BoTorch's ConstrainedMCObjective calls its objective without X, which the exact
+                    # cheap objectives need; apply_constraints does the same weighting with X passed on
+                    cost = get_infeasible_cost(c.X_baseline, c.model, objective)
+                    objective = GenericMCObjective(
+                        lambda Z, X=None, o=objective, cost=cost: apply_constraints(
+                            obj=o(Z, X), constraints=c.constraints, samples=Z, infeasible_cost=cost))
                 acqf = qUpperConfidenceBound(c.model, self.ucb_beta, sampler=c.sampler, objective=objective,
                                              X_pending=pending)
             picked.append(self._optimize(acqf, 1, choices)[0])
