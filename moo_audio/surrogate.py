@@ -25,6 +25,7 @@ import numpy as np
 from pymoo.core.problem import Problem
 from scipy.stats import spearmanr
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
 
 from moo_audio.energy import AnalyticEnergyModel, EnergyModel
@@ -134,9 +135,8 @@ class SurrogateAudioNASProblem(Problem):
                                             random_state=seed, n_jobs=1)
         cv = cross_val_predict(self.forest, X, y, cv=KFold(folds, shuffle=True, random_state=seed))
         self.error_model_report = ErrorModelReport(
-            n=len(y), folds=folds, mae=float(np.mean(np.abs(cv - y))),
-            spearman=float(spearmanr(cv, y).statistic),
-            r2=float(1 - np.sum((cv - y) ** 2) / np.sum((y - y.mean()) ** 2)))
+            n=len(y), folds=folds, mae=float(mean_absolute_error(y, cv)),
+            spearman=float(spearmanr(cv, y).statistic), r2=float(r2_score(y, cv)))
         self.forest.fit(X, y)
         n = self.space.n_var
         super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(self.constraints.active()),

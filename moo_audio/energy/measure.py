@@ -223,14 +223,6 @@ def summarise(times_ms: Sequence[np.ndarray], energies_j: Sequence[float | None]
     return Timing(latency, float(iqr(ms)), len(ms), energy)
 
 
-def time_session(session: ort.InferenceSession, feed: Mapping[str, np.ndarray],
-                 settings: TimingSettings = TimingSettings(),
-                 counter: RaplCounter | None = None) -> Timing:
-    """Time one model on its own: ``settings.passes`` consecutive passes, summarised."""
-    passes = [time_pass(session, feed, settings, counter) for _ in range(settings.passes)]
-    return summarise([t for t, _ in passes], [e for _, e in passes], settings.statistic)
-
-
 def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dtype: str = "int8",
                     threads: int = 1, method: str = "auto",
                     settings: TimingSettings = TimingSettings(), model: EnergyModel | None = None,
