@@ -84,12 +84,22 @@ def main() -> None:
                                                      for m in models], "ratios": ratios,
                         "budget": table.meta["budget"], "setup": measured[0].setup()}
         lines += markdown(name, table.meta, source, models, ratios, measured[0].setup(), forest is not None)
+    if forest is not None:
+        lines += forest_check([m for r in report.values() for m in r["models"]])
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
     (args.out / f"baselines{suffix}.json").write_text(json.dumps(report, indent=1))
     text = "\n".join(lines) + "\n"
     (args.out / f"baselines{suffix}.md").write_text(text)
     print(text)
+
+
+def forest_check(models: list[dict]) -> list[str]:
+    """Measured vs the forest's prediction over every model measured here."""
+    error = np.abs(np.array([m["forest_mj"] / m["measured_mj"] - 1 for m in models]))
+    return [f"Forest vs measured energy over these {len(error)} models: median error {np.median(error):.1%}, "
+            f"{np.mean(error <= 0.1):.0%} within +/-10%, {np.mean(error <= 0.2):.0%} within +/-20%, "
+            f"worst {error.max():.0%}.", ""]
 
 
 def compare(models: list[dict]) -> dict:
