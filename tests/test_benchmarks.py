@@ -111,3 +111,9 @@ def test_baselines_quick(tmp_path):
     assert all(m["measured_mj"] > 0 for m in report["models"])
     assert report["setup"]["latency_statistic"] == "min"
     assert "Best baseline" in (tmp_path / "baselines-quick.md").read_text()
+
+
+def test_timing_noise_quick():
+    proc = run_script("timing_noise.py", "--quick")
+    rows = {line for line in proc.stdout.splitlines() if line.startswith("| arena")}  # progress + table
+    assert len(rows) == 4 and any("(default)" in r for r in rows)

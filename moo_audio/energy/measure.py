@@ -108,14 +108,14 @@ def export_onnx(genome: Genome, path: str | os.PathLike, dtype: str = "float32",
     return path
 
 
-def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution, no memory
-    arena or memory pattern, no spin-waiting.
+def make_session(path: str | os.PathLike, threads: int = 1, *,
+                 memory_arena: bool = False) -> ort.InferenceSession:
+    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution, no
+    spin-waiting and, unless ``memory_arena``, no memory arena or memory pattern.
 
-    With onnxruntime's arena and memory pattern, two sessions of the same model on the 2-core dev
-    VM differed by a median 19% in latency (47% of 30 networks within +/-10%); without them, and
-    without spinning, by 0.6% (90% within +/-10%). Allocating per run is also closer to the
-    static arena of a microcontroller runtime.
+    With onnxruntime's arena and memory pattern, two sessions of the same model differ much more
+    in latency than without them (``benchmarks/timing_noise.py``, docs/energy.md). Allocating per
+    run is also closer to the static arena of a microcontroller runtime.
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -124,8 +124,8 @@ def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSess
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
+    options.enable_cpu_mem_arena = memory_arena
+    options.enable_mem_pattern = memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -144,9 +144,8 @@ class TimingSettings:
     every ``check_every_s``.
 
     ``statistic`` summarises all repeats of all passes: ``min`` (default) or ``median``.
-    Interference on a host only ever adds time, so the minimum is the repeatable figure: on the
-    2-core dev VM, two interleaved sets of passes agreed within +/-10% for 100% of 24 networks
-    with ``min`` and for 33% with ``median`` (docs/energy.md).
+    Interference on a host only ever adds time, so the minimum is the repeatable figure
+    (``benchmarks/timing_noise.py``, docs/energy.md).
     """
 
     warmup_s: float = 0.05
