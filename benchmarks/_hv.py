@@ -46,7 +46,41 @@ QUICK_BO = {"num_restarts": 2, "raw_samples": 32, "n_candidates": 128, "mc_sampl
 #: trees of the --quick problem's error forest
 QUICK_TREES = 50
 
+#: trees of the full runs' problem
+TREES = 300
+
 _PROBLEMS: dict[tuple[str, int], Any] = {}
+
+
+def add_run_arguments(parser, unit: str, full: tuple[int, int], quick: tuple[int, int], quick_help: str) -> None:
+    """The options both scripts share: ``--table --seeds --budget --trees --jobs --out --quick``;
+    ``full`` and ``quick`` are the (seeds, budget) defaults of a full and a ``--quick`` run."""
+    parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help=f"seeds per {unit} (default {full[0]}, quick {quick[0]})")
+    parser.add_argument("--budget", type=int, default=None,
+                        help=f"evaluations per run (default {full[1]}, quick {quick[1]})")
+    parser.add_argument("--trees", type=int, default=None,
+                        help=f"trees of the surrogate's error forest (default {TREES}, quick {QUICK_TREES})")
+    parser.add_argument("--jobs", type=int, default=1, help=f"processes for the ({unit}, seed) jobs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.set_defaults(_full=full, _quick=quick)
+
+
+def run_sizes(args) -> tuple[int, int, int]:
+    """``(seeds, budget, trees)`` of parsed arguments: the options given, else the defaults."""
+    seeds, budget = args._quick if args.quick else args._full
+    return args.seeds or seeds, args.budget or budget, args.trees or (QUICK_TREES if args.quick else TREES)
+
+
+def choose(parser, given: str, allowed: Sequence[str], what: str) -> list[str]:
+    """The comma-separated subset ``given`` of ``allowed``; a parser error names unknown ones."""
+    chosen = [a for a in given.split(",") if a]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown:
+        parser.error(f"unknown {what} {unknown}; choose from {tuple(allowed)}")
+    return chosen
 
 
 def quiet(threads: int = 1) -> None:
@@ -71,7 +105,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def surrogate(table: str, n_estimators: int = 300):
+def surrogate(table: str, n_estimators: int = TREES):
     """The ``SurrogateAudioNASProblem`` of ``table``, built once per process (fitting the forest takes
     seconds); its forest seed is fixed, so every process builds the same problem."""
     key = (table, n_estimators)

@@ -44,9 +44,9 @@ def sample_feasible(problem, n: int, seed: int) -> list:
     sobol = qmc.Sobol(problem.space.n_var, scramble=True, seed=seed)
     genomes, keys = [], set()
     for _ in range(64):
-        for genome in problem.space.from_x(sobol.random(256)):
+        batch = problem.space.from_x(sobol.random(256))
+        for genome, energy, memory, macs in zip(batch, *cheap_values(batch, problem.energy_model)):
             key = genome.to_json(sort_keys=True)
-            energy, memory, macs = (v[0] for v in cheap_values([genome], problem.energy_model))
             if key in keys or any(v > 0 for v in problem.constraints.cheap_violations(energy, memory, macs).values()):
                 continue
             keys.add(key)

@@ -74,27 +74,15 @@ def main(argv: list[str] | None = None) -> None:
     from moo_audio.algorithms import ACQUISITIONS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per variant (default 5, quick 2)")
-    parser.add_argument("--budget", type=int, default=None, help="evaluations per run (default 100, quick 20)")
+    _hv.add_run_arguments(parser, "variant", full=(5, 100), quick=(2, 20),
+                          quick_help=f"2 seeds, 20 evaluations, n_init {QUICK_N_INIT}, BO settings {QUICK_BO}, "
+                                     f"{QUICK_TREES} trees")
     parser.add_argument("--acquisitions", default=",".join(ACQUISITIONS), help="comma-separated subset")
     parser.add_argument("--exact", choices=("both", "true", "false"), default="both",
                         help="exact_cheap_objectives settings to run")
-    parser.add_argument("--trees", type=int, default=None,
-                        help=f"trees of the surrogate's error forest (default 300, quick {QUICK_TREES})")
-    parser.add_argument("--jobs", type=int, default=1, help="processes for the (variant, seed) jobs")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"2 seeds, 20 evaluations, n_init {QUICK_N_INIT}, BO settings {QUICK_BO}, "
-                             f"{QUICK_TREES} trees")
     args = parser.parse_args(argv)
-    seeds = args.seeds or (2 if args.quick else 5)
-    budget = args.budget or (20 if args.quick else 100)
-    trees = args.trees or (QUICK_TREES if args.quick else 300)
-    acquisitions = [a for a in args.acquisitions.split(",") if a]
-    unknown = sorted(set(acquisitions) - set(ACQUISITIONS))
-    if unknown:
-        parser.error(f"unknown acquisitions {unknown}; choose from {ACQUISITIONS}")
+    seeds, budget, trees = _hv.run_sizes(args)
+    acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     _hv.quiet()
 

@@ -163,26 +163,14 @@ def report(runs: list[dict], budget: int, baseline: str = "nsga2") -> tuple[str,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10, quick 2)")
-    parser.add_argument("--budget", type=int, default=None, help="evaluations per run (default 200, quick 30)")
+    _hv.add_run_arguments(parser, "algorithm", full=(10, 200), quick=(2, 30),
+                          quick_help=f"2 seeds, 30 evaluations, small BO settings {QUICK_BO}, {QUICK_TREES} trees")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated subset")
-    parser.add_argument("--trees", type=int, default=None,
-                        help=f"trees of the surrogate's error forest (default 300, quick {QUICK_TREES})")
-    parser.add_argument("--jobs", type=int, default=1, help="processes for the (algorithm, seed) jobs")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                         help="report the runs of these optimizers.json files instead of running")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"2 seeds, 30 evaluations, small BO settings {QUICK_BO}, {QUICK_TREES} trees")
     args = parser.parse_args(argv)
-    seeds = args.seeds or (2 if args.quick else 10)
-    budget = args.budget or (30 if args.quick else 200)
-    trees = args.trees or (QUICK_TREES if args.quick else 300)
-    algorithms = [a for a in args.algorithms.split(",") if a]
-    unknown = sorted(set(algorithms) - set(ALGORITHMS))
-    if unknown:
-        parser.error(f"unknown algorithms {unknown}; choose from {ALGORITHMS}")
+    seeds, budget, trees = _hv.run_sizes(args)
+    algorithms = _hv.choose(parser, args.algorithms, ALGORITHMS, "algorithms")
     _hv.quiet()
 
     if args.merge:

@@ -188,8 +188,10 @@ class NetworkCost:
         return "\n".join(rows)
 
 
+@lru_cache(maxsize=4096)
 def network_cost(genome: Genome) -> NetworkCost:
-    """Analytic costs of a genome's network."""
+    """Analytic costs of a genome's network (memoised: genomes and costs are immutable, and an
+    evaluation asks for them several times: energy model, memory, MACs, parameters, features)."""
     layer_plan = plan(genome)
     live = _live_elements(layer_plan)
     layers = tuple(LayerCost(l, *_layer_cost(l), live_elements=live[i])

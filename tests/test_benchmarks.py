@@ -117,3 +117,10 @@ def test_timing_noise_quick():
     proc = run_script("timing_noise.py", "--quick")
     rows = {line for line in proc.stdout.splitlines() if line.startswith("| arena")}  # progress + table
     assert len(rows) == 4 and any("(default)" in r for r in rows)
+
+
+def test_surrogate_report():
+    proc = run_script("surrogate_report.py", "--tables", "builtin", "--trees", "30")
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| builtin"))
+    spearman = float(row.split("|")[4])
+    assert 0.5 < spearman <= 1.0
