@@ -63,7 +63,8 @@ def main() -> None:
         from moo_audio.energy.forest import ForestEnergyModel
 
         forest = ForestEnergyModel.load(args.forest)
-    settings = TimingSettings(max_s=0.05, passes=1) if args.quick else TimingSettings()
+    settings = TimingSettings(max_s=0.05, passes=1, max_passes=1, min_round_s=0.0) if args.quick \
+        else TimingSettings()
     profile = load_profile(args.profile)
     tables = ["builtin"] if args.quick else args.tables.split(",")
     report, lines = {}, []

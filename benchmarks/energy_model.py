@@ -1,7 +1,8 @@
 """How well does the random forest predict energy measured on this host?
 
 Measures a fresh scrambled-Sobol sample of the default search space plus the MobileNet
-baselines, holds out 20%, fits the forest on the rest and prints its held-out accuracy beside
+baselines, holds out 20%, fits the energy model on the rest, with the linear operator base
+(the default) and without it (the forest alone), and prints their held-out accuracy beside
 the harness's own repeat-to-repeat noise (a subset measured a second time), then measures the
 reference networks (MobileNetV1/V2 x1.0, the smallest and the largest genome of the space) in
 float32 and int8. Writes CSVs and a markdown report under ``benchmarks/out/``.
@@ -23,7 +24,7 @@ from sklearn.model_selection import train_test_split
 
 from moo_audio.costs import network_cost
 from moo_audio.energy.bundle import design
-from moo_audio.energy.forest import accuracy, fit_measurements
+from moo_audio.energy.forest import BASES, accuracy, fit_measurements
 from moo_audio.energy.measure import TimingSettings, measure_genomes
 from moo_audio.energy.profiles import load_profile
 from moo_audio.energy.records import MeasurementWriter, write_measurements
@@ -60,8 +61,9 @@ def main() -> None:
     parser.add_argument("--remeasure", type=int, default=30, help="networks measured twice (noise)")
     args = parser.parse_args()
     n, remeasure = (24, 5) if args.quick else (args.n, args.remeasure)
-    settings = TimingSettings(max_s=0.1, passes=2, statistic=args.statistic) if args.quick \
-        else TimingSettings(statistic=args.statistic)
+    settings = TimingSettings(statistic=args.statistic)
+    if args.quick:
+        settings = replace(settings, max_s=0.1, passes=2, max_passes=2, min_round_s=0.0)
     profile = load_profile(args.profile)
     OUT.mkdir(exist_ok=True)
     load_before = os.getloadavg()
@@ -77,11 +79,15 @@ def main() -> None:
     measure_s = time.perf_counter() - start
 
     train, test = train_test_split(records, test_size=0.2, random_state=args.seed)
-    model = fit_measurements(train, folds=5)
-    predicted = model.predict_mj([r.genome for r in test])
-    held_out = accuracy([r.energy_mj for r in test], predicted)
-    write_measurements([replace(r, predicted_mj=float(p)) for r, p in zip(test, predicted)],
-                       OUT / "energy_model_heldout.csv", overwrite=True)
+    accuracies = {}
+    for base in BASES:
+        model = fit_measurements(train, folds=5, base=base)
+        predicted = model.predict_mj([r.genome for r in test])
+        accuracies[model.name.split("(")[0]] = (model.cv_report, accuracy([r.energy_mj for r in test], predicted),
+                                                model.forest_weight)
+        if base == "operators":  # the default model
+            write_measurements([replace(r, predicted_mj=float(p)) for r, p in zip(test, predicted)],
+                               OUT / "energy_model_heldout.csv", overwrite=True)
 
     rng = np.random.default_rng(args.seed)
     again_ids = rng.choice(len(records), size=min(remeasure, len(records)), replace=False)
@@ -97,32 +103,36 @@ def main() -> None:
     write_measurements(ref_records, OUT / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
     load_after = os.getloadavg()
 
-    args.passes = settings.passes
+    args.passes, args.max_passes, args.confirm_rel = settings.passes, settings.max_passes, settings.confirm_rel
     command = f"python benchmarks/energy_model.py{' --quick' if args.quick else f' --n {n}'}"
     text = _report(command, args, profile, records, measure_s, (load_before[0], load_after[0]),
-                   model.cv_report, held_out, noise, ref_records)
+                   accuracies, noise, ref_records)
     (OUT / "energy_model.md").write_text(text)
     print("\n" + text)
 
 
-def _report(command, args, profile, records, measure_s, loads, cv, held_out, noise, ref_records) -> str:
+def _report(command, args, profile, records, measure_s, loads, accuracies, noise, ref_records) -> str:
     """The markdown report."""
     setup = records[0]
     lines = [
         "# Energy model benchmark", "",
         f"`{command}` (dtype {args.dtype}, seed {args.seed})", "",
         f"- hardware: {setup.hardware}; runtime: {setup.runtime}; {setup.threads} thread",
-        (f"- latency: {setup.latency_statistic} of all repeats of {args.passes} interleaved passes "
-         "(TimingSettings)"),
+        (f"- latency: {setup.latency_statistic} of all repeats of at least {args.passes} interleaved "
+         f"passes, more (up to {args.max_passes}) until a model's two lowest agree within "
+         f"{args.confirm_rel:.0%} (TimingSettings)"),
         f"- energy method: {setup.method}, device profile {profile.name} ({profile.active_power_w:g} W)",
         f"- 1-minute load average: {loads[0]:.2f} before, {loads[1]:.2f} after",
         (f"- measured {len(records)} networks in {measure_s:.0f} s "
          f"({measure_s / len(records):.2f} s each)"), "",
         "| | n | MAPE | R^2 (log) | within +/-10% | within +/-20% |", "|---|---|---|---|---|---|",
     ]
-    for label, r in (("forest, 5-fold CV on the training set", cv), ("forest, held-out 20%", held_out)):
-        lines.append(f"| {label} | {r.n} | {100 * r.mape:.1f}% | {r.r2_log:.3f} | "
-                     f"{100 * r.within_10:.0f}% | {100 * r.within_20:.0f}% |")
+    for kind, (cv, held_out, _) in accuracies.items():
+        for label, r in ((f"{kind}, 5-fold CV on the training set", cv), (f"{kind}, held-out 20%", held_out)):
+            lines.append(f"| {label} | {r.n} | {100 * r.mape:.1f}% | {r.r2_log:.3f} | "
+                         f"{100 * r.within_10:.0f}% | {100 * r.within_20:.0f}% |")
+    lines += ["", "Forest weight (out-of-bag) fitted on the training set: " + ", ".join(
+        f"{kind} {weight:.3f}" for kind, (_, _, weight) in accuracies.items()) + "."]
     lines += ["", (f"Harness noise: {len(noise)} networks measured twice; relative difference median "
                    f"{100 * np.median(noise):.1f}%, 90th percentile {100 * np.percentile(noise, 90):.1f}%, "
                    f"within +/-10%: {100 * np.mean(noise <= 0.1):.0f}%."), "",

@@ -116,7 +116,7 @@ def test_baselines_quick(tmp_path):
 def test_timing_noise_quick():
     proc = run_script("timing_noise.py", "--quick")
     rows = {line for line in proc.stdout.splitlines() if line.startswith("| arena")}  # progress + table
-    assert len(rows) == 4 and any("(default)" in r for r in rows)
+    assert len(rows) == 5 and any("(default)" in r for r in rows)
 
 
 def test_surrogate_report():

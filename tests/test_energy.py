@@ -21,7 +21,16 @@ from moo_audio.costs import network_cost
 from moo_audio.energy import AnalyticEnergyModel, EnergyModel
 from moo_audio.energy.bundle import design, import_results, load_manifest, write_bundle
 from moo_audio.energy.cli import add_energy_commands
-from moo_audio.energy.features import FEATURE_NAMES, feature_dict, feature_matrix
+from moo_audio.energy.features import (
+    FEATURE_NAMES,
+    LANES,
+    OPERATOR_KINDS,
+    OPERATOR_TERM_NAMES,
+    feature_dict,
+    feature_matrix,
+    operator_matrix,
+    operator_terms,
+)
 from moo_audio.energy.forest import ForestEnergyModel, accuracy, fit_measurements
 from moo_audio.energy.measure import (
     INPUT_NAME,
@@ -47,7 +56,8 @@ from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
 TINY = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20),
               (Block("dsconv", 8, 3, 2, pool=True), Block("mbconv", 8, 3, 1, expansion=2, skip=True)))
 TINY_1D = with_frontend(TINY, replace(TINY.frontend, representation="1d"))
-FAST = TimingSettings(warmup_s=0.0, min_s=0.01, max_s=0.05, check_every_s=0.01)
+FAST = TimingSettings(warmup_s=0.0, min_s=0.01, max_s=0.05, check_every_s=0.01, max_passes=3,
+                      min_round_s=0.0)
 PROFILE = PROFILES["host-cpu-core"]
 
 
@@ -127,18 +137,28 @@ def test_measure_reads_the_counter(tmp_path, monkeypatch):
 def test_passes_are_interleaved_and_summarised_by_the_statistic(monkeypatch):
     import moo_audio.energy.measure as measure
 
-    order = []
-    real = measure.time_pass
+    order, sessions = [], []
+    real_pass, real_session = measure.time_pass, measure.make_session
 
-    def spy(session, feed, settings, counter):
-        order.append(id(session))
-        return real(session, feed, settings, counter)
+    def spy_pass(session, feed, settings, counter):
+        order.append(feed[INPUT_NAME].shape)
+        return real_pass(session, feed, settings, counter)
 
-    monkeypatch.setattr(measure, "time_pass", spy)
-    genomes = {"a": TINY, "b": replace(TINY, n_classes=3)}
-    records = measure_genomes(genomes, PROFILE, dtype="float32", method="power_x_time",
-                              settings=replace(FAST, passes=3))
-    assert len(order) == 6 and order[:2] == order[2:4] == order[4:]  # a, b, a, b, a, b
+    def spy_session(*args, **kwargs):
+        sessions.append(real_session(*args, **kwargs))
+        return sessions[-1]
+
+    monkeypatch.setattr(measure, "time_pass", spy_pass)
+    monkeypatch.setattr(measure, "make_session", spy_session)
+    other = replace(TINY, frontend=replace(TINY.frontend, n_mels=TINY.frontend.n_mels * 2))
+    records = measure_genomes({"a": TINY, "b": other}, PROFILE, dtype="float32", method="power_x_time",
+                              settings=replace(FAST, passes=3, max_passes=3, session_per_pass=True))
+    assert len(order) == 6 and order[:2] == order[2:4] == order[4:] and order[0] != order[1]  # a, b, a, b, ...
+    assert len(sessions) == 6  # a new session per pass
+    sessions.clear()
+    measure_genomes({"a": TINY, "b": other}, PROFILE, dtype="float32", method="power_x_time",
+                    settings=replace(FAST, passes=3, max_passes=3))
+    assert len(sessions) == 2  # the default: one session per model for all its passes
     assert all(r.latency_statistic == "min" for r in records)
     times = [np.array([3.0, 1.0, 2.0]), np.array([5.0, 4.0])]
     assert measure.summarise(times, [None, None], "min").latency_ms == 1.0
@@ -146,6 +166,31 @@ def test_passes_are_interleaved_and_summarised_by_the_statistic(monkeypatch):
     assert measure.summarise(times, [1.0, 2.0], "min").energy_j == 3.0
     with pytest.raises(ValueError, match="statistic"):
         TimingSettings(statistic="mean")
+
+
+def test_models_get_more_passes_until_two_agree(monkeypatch):
+    import moo_audio.energy.measure as measure
+
+    # per-pass minima: "a" is slow in its first and third pass, "b" agrees at once
+    scripted = {"a": iter([1.5, 1.0, 1.6, 1.02, 9.0]), "b": iter([2.0, 2.01, 2.02, 9.0])}
+    order = []
+    monkeypatch.setattr(measure, "make_session", lambda path, *args, **kwargs: path)
+    monkeypatch.setattr(measure, "time_pass", lambda session, feed, settings, counter: (
+        order.append(session) or np.array([next(scripted[session]), 5.0]), None))
+    settings = TimingSettings(passes=2, max_passes=6, confirm_rel=0.03, min_round_s=0.0)
+    timings = dict(measure.time_models(["a", "b"], [{}, {}], settings))
+    assert order == ["a", "b", "a", "b", "a", "a"]  # b confirmed after 2 passes, a after 4
+    assert timings[0].latency_ms == 1.0 and timings[0].repeats == 8 and timings[1].latency_ms == 2.0
+    scripted.update(a=iter([1.5, 1.0, 1.6, 1.02]), b=iter([2.0, 2.01]))
+    pauses = []
+    monkeypatch.setattr(measure.time, "sleep", pauses.append)
+    dict(measure.time_models(["a", "b"], [{}, {}], replace(settings, min_round_s=1.0)))
+    assert len(pauses) == 3 and all(0.9 < p <= 1.0 for p in pauses)  # after rounds 1-3, not after the last
+    scripted["a"] = iter([1.5, 1.0, 1.02])
+    capped = dict(measure.time_models(["a"], [{}], replace(settings, max_passes=2)))
+    assert capped[0].repeats == 4 and capped[0].latency_ms == 1.0  # the cap wins over confirmation
+    with pytest.raises(ValueError, match="max_passes >= passes"):
+        TimingSettings(passes=4, max_passes=3)
 
 
 def test_a_table_never_mixes_latency_statistics(tmp_path):
@@ -352,18 +397,86 @@ def training():
     return genomes, energy
 
 
-def test_forest_fit_predict_and_spread(training):
+@pytest.mark.parametrize("base", ["operators", None])
+def test_forest_fit_predict_and_spread(training, base):
     genomes, energy = training
-    model = ForestEnergyModel({"device_profile": "p", "dtype": "int8"}, n_estimators=50)
+    model = ForestEnergyModel({"device_profile": "p", "dtype": "int8"}, base=base, n_estimators=50)
     report = model.cross_validate(genomes, energy, folds=3)
     assert report.n == 60 and 0 <= report.within_10 <= report.within_20 <= 1
     model.fit(genomes[:50], energy[:50])
-    assert isinstance(model, EnergyModel) and model.name == "random-forest(p/int8, n=50)"
+    kind = "random-forest" if base is None else "operators+random-forest"
+    assert isinstance(model, EnergyModel) and model.name == f"{kind}(p/int8, n=50)"
     mean, std = model.predict_with_spread(genomes[50:])
     np.testing.assert_allclose(mean, model.predict_mj(genomes[50:]))
     assert np.all(std >= 0) and np.all(mean > 0)
     assert accuracy(energy[50:], mean).r2_log > 0.5  # held out: the forest learnt the trend
     assert model.predict_mj([]).shape == (0,)
+
+
+def test_operator_terms_add_up_to_the_network_costs():
+    genome = baseline("mobilenet_v2", 0.5)
+    terms, cost = operator_terms(genome), network_cost(genome)
+    assert tuple(terms) == OPERATOR_TERM_NAMES and terms["constant"] == 1
+    assert sum(terms[f"{k}_macs"] for k in OPERATOR_KINDS) == cost.macs
+    assert sum(terms[f"{k}_count"] for k in OPERATOR_KINDS) == len(cost.layers)
+    assert terms["conv_depthwise_2d_count"] == 17 and terms["conv_full_1d_count"] == 0
+    assert terms["conv_in1_2d_count"] == 1  # the stem on the 1-channel spectrogram
+    assert terms["conv_depthwise_2d_lane_macs"] >= terms["conv_depthwise_2d_macs"]
+    assert operator_matrix([TINY, TINY_1D]).shape == (2, len(OPERATOR_TERM_NAMES))
+
+
+def test_operator_kinds_single_channel_and_narrow_convolutions():
+    # 2-D: the depthwise conv over the 1-channel input has one output channel; an expansion of 4
+    # gives a depthwise conv over 4 channels; a 1x1 conv from 1 channel has one input channel
+    genome = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20),
+                    (Block("dsconv", 8, 3, 1), Block("mbconv", 8, 3, 1, expansion=4)))
+    def conv_counts(g):
+        return {k: v for k, v in operator_terms(g).items() if k.startswith("conv") and k.endswith("_count") and v}
+
+    assert conv_counts(genome) == {"conv_out1_2d_count": 1, "conv_in1_2d_count": 1,
+                                   "conv_pointwise_2d_count": 2, "conv_depthwise_2d_count": 1}
+    narrow = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20), (Block("mbconv", 8, 5, 1, expansion=4),))
+    assert conv_counts(narrow) == {"conv_in1_2d_count": 1, "conv_depthwise_narrow_2d_count": 1,
+                                   "conv_pointwise_2d_count": 1}
+    (dw,) = [c for c in network_cost(narrow).layers if c.layer.groups > 1]
+    terms = operator_terms(narrow)
+    assert terms["conv_depthwise_narrow_2d_lane_macs"] == dw.macs // 4 * LANES
+    assert terms["conv_depthwise_narrow_2d_im2col_elements"] == 0  # depthwise: nothing unfolded
+
+
+@pytest.fixture(scope="module")
+def wide_sample():
+    genomes = SearchSpace().sample(120, seed=0)
+    additive = np.array([2e-7 * network_cost(g).macs + 0.02 * len(network_cost(g).layers) for g in genomes])
+    return genomes, additive, np.random.default_rng(0).lognormal(0, 0.03, len(genomes))
+
+
+def test_operator_base_extrapolates_where_the_forest_alone_cannot(wide_sample):
+    """Trained on the 90 cheapest networks, predict the 30 dearest (up to 40x the largest training
+    energy): a forest alone cannot predict beyond its training range, the operator base can."""
+    genomes, additive, noise = wide_sample
+    energy = additive * noise
+    order = np.argsort(energy)
+    train, test = order[:90], order[90:]
+    models, reports = {}, {}
+    for base in ("operators", None):
+        models[base] = ForestEnergyModel(base=base, n_estimators=50).fit([genomes[i] for i in train], energy[train])
+        reports[base] = accuracy(energy[test], models[base].predict_mj([genomes[i] for i in test]))
+    assert reports["operators"].mape < 0.1 and reports["operators"].within_20 >= 0.9
+    assert reports[None].mape > 0.5 and reports[None].within_20 < 0.2
+    # the residual is noise: the forest's out-of-bag predictions do not explain it
+    assert models["operators"].forest_weight < 0.5 and models[None].forest_weight == 1.0
+    _, spread = models["operators"].predict_with_spread([genomes[i] for i in test])
+    assert np.all(spread > 0)  # still an uncertainty when the forest's weight is small
+
+
+def test_forest_weight_follows_a_non_additive_residual(wide_sample):
+    genomes, additive, noise = wide_sample
+    wide_kernels = np.array([feature_dict(g)["kernel_max"] >= 5 for g in genomes])
+    energy = additive * np.where(wide_kernels, 1.6, 1.0) * noise  # a whole-network factor
+    model = ForestEnergyModel(n_estimators=50).fit(genomes, energy)
+    assert model.forest_weight > 0.8
+    assert accuracy(energy, model.predict_mj(genomes)).within_10 > 0.9
 
 
 def test_forest_rejects_bad_training_data(training):
@@ -374,6 +487,8 @@ def test_forest_rejects_bad_training_data(training):
         ForestEnergyModel().fit(genomes[:3], energy[:2])
     with pytest.raises(ValueError, match="not fitted"):
         ForestEnergyModel().predict_mj(genomes[:1])
+    with pytest.raises(ValueError, match="unknown base 'linear'"):
+        ForestEnergyModel(base="linear")
 
 
 def test_forest_save_load_round_trip_and_refusals(training, tmp_path):
@@ -394,6 +509,20 @@ def test_forest_save_load_round_trip_and_refusals(training, tmp_path):
     sidecar.write_text(json.dumps({**meta, "feature_names": [*FEATURE_NAMES[:-1], "tempo"]}))
     with pytest.raises(ValueError, match="another feature list.*representation_1d, tempo"):
         ForestEnergyModel.load(path)
+    sidecar.write_text(json.dumps({**meta, "operator_term_names": ["constant", "tempo"]}))
+    with pytest.raises(ValueError, match="another operator term list"):
+        ForestEnergyModel.load(path)
+    sidecar.write_text(json.dumps({k: v for k, v in meta.items() if k != "base"}))  # an older version's
+    with pytest.raises(ValueError, match="malformed forest metadata.*refitted"):
+        ForestEnergyModel.load(path)
+    sidecar.write_text(json.dumps({**meta, "base": None}))  # metadata and file disagree
+    with pytest.raises(ValueError, match="does not hold a random forest"):
+        ForestEnergyModel.load(path)
+
+    alone = fit_measurements(records, folds=3, base=None, n_estimators=20)
+    loaded = ForestEnergyModel.load(alone.save(tmp_path / "alone.joblib"))
+    assert loaded.base is None and loaded.forest_params["n_estimators"] == 20
+    np.testing.assert_array_equal(loaded.predict_mj(genomes), alone.predict_mj(genomes))
     with pytest.raises(FileNotFoundError):
         ForestEnergyModel.load(tmp_path / "none.joblib")
 

@@ -1,7 +1,8 @@
 """Energy per inference: the model interface, the analytic proxy, measurement and the forest.
 
 Any object with ``name`` and ``predict_mj(genomes) -> np.ndarray`` is an energy model for
-:class:`~moo_audio.problem.AudioNASProblem`. :class:`ForestEnergyModel` is fitted on energies
+:class:`~moo_audio.problem.AudioNASProblem`. :class:`ForestEnergyModel` (a linear model of the
+operators corrected by a random forest) is fitted on energies
 measured on hardware: :func:`measure_genomes` on this host, or a device's results brought in
 through a bundle (:func:`write_bundle`, :func:`import_results`). Those names are imported on
 first use, so that ``from moo_audio.energy import EnergyModel`` does not load onnxruntime
@@ -14,9 +15,9 @@ from moo_audio.energy.proxy import AnalyticEnergyModel, EnergyModel
 
 _LAZY = {
     "bundle": ("design", "import_results", "write_bundle"),
-    "features": ("FEATURE_NAMES", "feature_matrix"),
+    "features": ("FEATURE_NAMES", "OPERATOR_TERM_NAMES", "feature_matrix", "operator_matrix"),
     "forest": ("AccuracyReport", "ForestEnergyModel", "accuracy", "fit_measurements"),
-    "measure": ("TimingSettings", "export_onnx", "measure_genomes", "measure_pareto"),
+    "measure": ("TimingSettings", "export_onnx", "measure_genomes", "measure_pareto", "time_models"),
     "profiles": ("PROFILES", "DeviceProfile", "load_profile"),
     "records": ("Measurement", "read_measurements", "write_measurements"),
 }

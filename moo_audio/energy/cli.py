@@ -24,12 +24,13 @@ def _refuse_existing(path: Path) -> Path:
     return path
 
 
-def _fit_and_save(records, folds: int, path: Path) -> None:
+def _fit_and_save(records, args: argparse.Namespace, path: Path) -> None:
     from moo_audio.energy.forest import fit_measurements
 
-    model = fit_measurements(records, folds=folds)
+    model = fit_measurements(records, folds=args.folds, base=None if args.base == "none" else args.base)
     model.save(path)
-    print(f"{model.name}: {folds}-fold cross-validation {model.cv_report}")
+    print(f"{model.name}: {args.folds}-fold cross-validation {model.cv_report}"
+          + (f"; forest weight {model.forest_weight:.3f}" if model.base else ""))
     print(f"saved {path} (+ {path.name}.json metadata)")
 
 
@@ -55,7 +56,7 @@ def _measure(args: argparse.Namespace) -> None:
         records = measure_genomes(genomes, profile, dtype=args.dtype, threads=args.threads,
                                   method=args.method, settings=settings, on_record=report)
     print(f"measured {len(records)} networks in {time.perf_counter() - start:.0f} s -> {csv_path}")
-    _fit_and_save(records, args.folds, forest_path)
+    _fit_and_save(records, args, forest_path)
 
 
 def _bundle(args: argparse.Namespace) -> None:
@@ -83,7 +84,7 @@ def _import(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from moo_audio.energy.records import read_measurements
 
-    _fit_and_save(read_measurements(args.measurements), args.folds, _refuse_existing(Path(args.out)))
+    _fit_and_save(read_measurements(args.measurements), args, _refuse_existing(Path(args.out)))
 
 
 def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -99,6 +100,12 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of the scrambled Sobol sample")
         p.add_argument("--dtype", choices=("int8", "float32"), default="int8")
 
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+        p.add_argument("--base", choices=("operators", "none"), default="operators",
+                       help="the forest corrects a non-negative linear model of the operators' "
+                            "counts, MACs and elements (default), or predicts alone (none)")
+
     measure = sub.add_parser("measure", help="measure a sample on this host, fit and save the forest")
     sample_args(measure)
     measure.add_argument("--profile", default="host-cpu-core", help=profile_help)
@@ -109,11 +116,12 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--max-seconds", type=float, default=0.4,
                          help="timing cap per model and pass, seconds (default 0.4)")
     measure.add_argument("--passes", type=int, default=3,
-                         help="interleaved timing passes over all models (default 3)")
+                         help="interleaved timing passes over all models, at least (default 3); more, up to "
+                              "8, until a model's two fastest passes agree within 3%%")
     measure.add_argument("--statistic", choices=("min", "median"), default="min",
                          help="latency of a model: min (default, robust on shared hosts) or median "
                               "of all its repeats")
-    measure.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    model_args(measure)
     measure.set_defaults(func=_measure)
 
     bundle = sub.add_parser("bundle", help="export a sample as ONNX models to measure on a device")
@@ -133,6 +141,6 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
     fit = sub.add_parser("fit", help="fit the forest on a measurements CSV")
     fit.add_argument("measurements", help="a measurements CSV (from measure or import)")
     fit.add_argument("--out", required=True, help="forest file to write (metadata beside it)")
-    fit.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    model_args(fit)
     fit.set_defaults(func=_fit)
 

@@ -4,6 +4,13 @@ One fixed, named list (:data:`FEATURE_NAMES`) describes any genome or baseline, 
 depth: totals and counts per operator kind rather than per-layer slots. Byte figures are at
 int8 (a float32 model's are four times larger, which a tree model does not care about).
 Convolutions are *pointwise* (1x1, not grouped), *depthwise* (grouped) or *full* (the rest).
+
+:func:`operator_matrix` gives a second, additive description for the energy model's linear base
+(:mod:`moo_audio.energy.forest`): per operator kind (convolutions by kind and by 1-D/2-D), sums
+of per-operator terms (count, MACs, MACs in whole SIMD lanes, unfolded elements, positions,
+elements in and out; :func:`operator_terms`), plus a constant (the per-call overhead). Latency is
+close to a sum over operators of such terms with non-negative weights, which a tree model cannot
+extrapolate.
 """
 
 from __future__ import annotations
@@ -27,11 +34,78 @@ FEATURE_NAMES = (
 )
 
 
+#: operator kinds of :func:`operator_matrix`: convolutions by kind and rank, then the rest. A
+#: convolution with a single input channel (the first layer on a 2-D spectrogram), with a single
+#: output channel, or depthwise over fewer than :data:`NARROW` channels is a kind of its own:
+#: runtimes run these far less efficiently per MAC (onnxruntime's int8 depthwise convolution over
+#: 4-6 channels takes about 20 times longer per MAC than over 16 on the development VM)
+OPERATOR_KINDS = tuple(f"conv_{kind}_{rank}" for kind in ("full", "pointwise", "depthwise", "depthwise_narrow",
+                                                           "in1", "out1") for rank in ("1d", "2d")) \
+    + ("maxpool", "add", "gap", "linear")
+#: per-kind terms of :func:`operator_matrix` (see :func:`operator_terms`)
+OPERATOR_TERMS = ("count", "macs", "lane_macs", "im2col_elements", "positions", "in_elements", "out_elements")
+#: column names of :func:`operator_matrix`
+OPERATOR_TERM_NAMES = ("constant",) + tuple(f"{kind}_{term}" for kind in OPERATOR_KINDS for term in OPERATOR_TERMS)
+#: SIMD width, in int8 lanes, to which ``lane_macs`` round the output channels up
+LANES = 16
+#: depthwise convolutions over fewer channels are ``depthwise_narrow``
+NARROW = 8
+
+
 def _conv_kind(cost: LayerCost) -> str:
     layer = cost.layer
     if layer.groups > 1:
         return "depthwise"
     return "pointwise" if layer.kernel == 1 else "full"
+
+
+def _operator_kind(cost: LayerCost) -> str:
+    layer = cost.layer
+    if layer.op != "conv":
+        return layer.op
+    rank = "1d" if len(layer.out_shape) == 2 else "2d"
+    if layer.out_channels == 1:
+        return f"conv_out1_{rank}"
+    if layer.in_channels == 1:
+        return f"conv_in1_{rank}"
+    kind = _conv_kind(cost)
+    return f"conv_{kind}_narrow_{rank}" if kind == "depthwise" and layer.out_channels < NARROW else f"conv_{kind}_{rank}"
+
+
+def _operator_values(cost: LayerCost) -> tuple[int, ...]:
+    """One operator's :data:`OPERATOR_TERMS`."""
+    layer = cost.layer
+    positions = math.prod(layer.out_shape[1:])
+    lanes = -(-layer.out_channels // LANES) * LANES
+    lane_macs = cost.macs // layer.out_channels * lanes if cost.macs else 0
+    im2col = cost.macs // layer.out_channels if layer.op == "conv" and layer.kernel > 1 and layer.groups == 1 else 0
+    return (1, cost.macs, lane_macs, im2col, positions, math.prod(layer.in_shape), math.prod(layer.out_shape))
+
+
+def operator_terms(genome: Genome) -> dict[str, float]:
+    """The additive operator terms of one genome by name, in :data:`OPERATOR_TERM_NAMES` order.
+
+    Per operator kind: ``count`` operators; their ``macs``; ``lane_macs``, the MACs with the
+    output channels rounded up to :data:`LANES` (the work of SIMD kernels that compute whole
+    blocks of channels); ``im2col_elements``, the elements a full convolution unfolds
+    (positions x input channels x kernel taps); output ``positions``; and the ``in_elements``
+    and ``out_elements`` read and written. ``constant`` is 1 (the per-call overhead).
+    """
+    terms = dict.fromkeys(OPERATOR_TERM_NAMES, 0.0)
+    terms["constant"] = 1.0
+    for cost in network_cost(genome).layers:
+        kind = _operator_kind(cost)
+        if kind not in OPERATOR_KINDS:
+            raise ValueError(f"layer {cost.layer.name}: operator kind {kind!r} is not one of {OPERATOR_KINDS}")
+        for term, value in zip(OPERATOR_TERMS, _operator_values(cost)):
+            terms[f"{kind}_{term}"] += value
+    return terms
+
+
+def operator_matrix(genomes: Sequence[Genome]) -> np.ndarray:
+    """Operator terms of many genomes, shape ``(len(genomes), len(OPERATOR_TERM_NAMES))``."""
+    return np.array([list(operator_terms(g).values()) for g in genomes], dtype=float).reshape(
+        len(genomes), len(OPERATOR_TERM_NAMES))
 
 
 def feature_dict(genome: Genome) -> dict[str, float]:

@@ -3,10 +3,12 @@
 A genome is built with random weights (latency does not depend on their values), exported to
 ONNX (float32, batch 1, opset 17) and, for ``int8``, statically quantized by onnxruntime
 (QDQ format, per-channel int8 weights, uint8 activations calibrated on random log-mel-shaped
-inputs). onnxruntime runs it on the CPU, sequentially, on ``threads`` intra-op threads: after a
-warm-up it repeats the inference until the median latency is known to ``rel_ci`` or a time cap
-is reached. Energy per inference is read from the RAPL counter when available (``counter``),
-else it is ``median latency x profile.active_power_w`` (``power_x_time``).
+inputs). onnxruntime runs it on the CPU, sequentially, on ``threads`` intra-op threads, in
+interleaved passes until two passes agree (:class:`TimingSettings`): after a warm-up each pass
+repeats the inference until the median latency is known to ``rel_ci`` or a time cap is reached,
+and the latency is the minimum (or median) of all repeats. Energy per inference is read from the RAPL
+counter when available (``counter``), else it is ``latency x profile.active_power_w``
+(``power_x_time``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -135,9 +137,9 @@ def make_session(path: str | os.PathLike, threads: int = 1, *,
 class TimingSettings:
     """How long to time one model, and how its repeats are summarised.
 
-    A model is timed in ``passes`` passes; :func:`measure_genomes` interleaves them (every model's
-    first pass, then every model's second, ...), so that a slow spell of a shared host falls on one
-    pass of many models rather than on every repeat of one. In each pass, warm-up runs for
+    A model is timed in at least ``passes`` passes; :func:`time_models` interleaves them (every
+    model's first pass, then every model's second, ...), so that a slow spell of a shared host falls
+    on one pass of many models rather than on every repeat of one. In each pass, warm-up runs for
     ``warmup_s`` (at least two inferences); timed repeats then continue until at least ``min_s``
     and ``min_repeats`` are reached and the 95% confidence interval of the pass's median is within
     ``+/- rel_ci`` of it, or until ``max_s`` has passed (``max_s`` wins). The interval is checked
@@ -146,6 +148,16 @@ class TimingSettings:
     ``statistic`` summarises all repeats of all passes: ``min`` (default) or ``median``.
     Interference on a host only ever adds time, so the minimum is the repeatable figure
     (``benchmarks/timing_noise.py``, docs/energy.md).
+
+    A model's passes must *confirm* each other: its two lowest per-pass values (of ``statistic``)
+    must agree within ``+/- confirm_rel``; until they do, the model gets another pass, up to
+    ``max_passes``. On the development VM a pass is either at the model's floor (within about 2%)
+    or 40-90% above it, in spells of seconds that slow every model timed in them, so a figure is
+    kept only once two passes reach it. So that a model's passes do not all fall in one such spell
+    when few models are timed, a round of passes (one per unfinished model) lasts at least
+    ``min_round_s``: a short round is followed by a pause. Each model keeps one onnxruntime
+    session for all its passes; ``session_per_pass`` makes a new one per pass instead, which
+    repeated worse on the development VM (``benchmarks/timing_noise.py``).
     """
 
     warmup_s: float = 0.05
@@ -156,6 +168,10 @@ class TimingSettings:
     check_every_s: float = 0.05
     passes: int = 3
     statistic: str = "min"
+    confirm_rel: float = 0.03
+    max_passes: int = 8
+    min_round_s: float = 2.0
+    session_per_pass: bool = False
 
     def __post_init__(self):
         if not (self.warmup_s >= 0 and self.min_s >= 0 and self.max_s > 0 and self.check_every_s > 0):
@@ -164,6 +180,8 @@ class TimingSettings:
             raise ValueError("timing settings need min_repeats >= 1, rel_ci > 0 and passes >= 1")
         if self.statistic not in ("min", "median"):
             raise ValueError(f"timing statistic must be 'min' or 'median', got {self.statistic!r}")
+        if not (self.confirm_rel > 0 and self.max_passes >= self.passes and self.min_round_s >= 0):
+            raise ValueError("timing settings need confirm_rel > 0, max_passes >= passes and min_round_s >= 0")
 
 
 @dataclass(frozen=True)
@@ -229,15 +247,17 @@ def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dt
                     on_record: Callable[[int, Measurement], None] | None = None) -> list[Measurement]:
     """Measure latency and energy per inference of each ``model_id -> genome`` on this host.
 
-    All models are exported first, then timed in ``settings.passes`` interleaved passes.
+    All models are exported first, then timed by :func:`time_models`.
 
     Args:
         profile: the device profile recorded with each measurement (its power is used by the
             ``power_x_time`` method).
         method: ``auto`` (the RAPL counter when readable), ``counter`` or ``power_x_time``.
         model: an energy model whose prediction is stored beside each measurement.
-        on_record: called with ``(index, record)`` after each model's last pass, e.g. to report
-            progress and write the record at once.
+        on_record: called with ``(index, record)`` after each model's last pass (in the order
+            models finish), e.g. to report progress and write the record at once.
+
+    Returns the records in the order of ``genomes``.
     """
     counter = None if method == "power_x_time" else RaplCounter.find(powercap_root)
     method = resolve_method(method, counter)
@@ -245,21 +265,12 @@ def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dt
     hardware = hardware_fingerprint()
     predicted = model.predict_mj(list(genomes.values())) if model is not None else [None] * len(genomes)
     items = list(genomes.items())
+    records: list[Measurement | None] = [None] * len(items)
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = [(make_session(export_onnx(genome, Path(tmp) / f"{i}.onnx", dtype), threads),
-                     {INPUT_NAME: random_input(genome)}) for i, (_, genome) in enumerate(items)]
-    times: list[list[np.ndarray]] = [[] for _ in items]
-    energies: list[list[float | None]] = [[] for _ in items]
-    records = []
-    for p in range(settings.passes):
-        for i, (session, feed) in enumerate(sessions):
-            t, e = time_pass(session, feed, settings, counter)
-            times[i].append(t)
-            energies[i].append(e)
-            if p < settings.passes - 1:
-                continue
+        paths = [export_onnx(genome, Path(tmp) / f"{i}.onnx", dtype) for i, (_, genome) in enumerate(items)]
+        feeds = [{INPUT_NAME: random_input(genome)} for _, genome in items]
+        for i, timing in time_models(paths, feeds, settings, threads=threads, counter=counter):
             (model_id, genome), prediction = items[i], predicted[i]
-            timing = summarise(times[i], energies[i], settings.statistic)
             energy_mj = (timing.energy_j / timing.repeats * 1e3 if counter is not None
                          else timing.latency_ms * profile.active_power_w)
             record = Measurement(
@@ -270,11 +281,48 @@ def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dt
                 hardware=hardware, runtime=RUNTIME,
                 predicted_mj=None if prediction is None else float(prediction),
                 latency_statistic=settings.statistic)
-            records.append(record)
-            sessions[i] = None  # free the session once its record is out
+            records[i] = record
             if on_record is not None:
                 on_record(i, record)
     return records
+
+
+def time_models(paths: Sequence[str | os.PathLike], feeds: Sequence[Mapping[str, np.ndarray]],
+                settings: TimingSettings = TimingSettings(), *, threads: int = 1,
+                memory_arena: bool = False, counter: RaplCounter | None = None) -> Iterator[tuple[int, Timing]]:
+    """Time ONNX models in interleaved passes until each is confirmed (see :class:`TimingSettings`):
+    rounds of one pass per unfinished model; yields ``(index, timing)`` as each model finishes.
+
+    Sessions come from :func:`make_session` (``threads``, ``memory_arena``): a new one per pass
+    with ``settings.session_per_pass``, else one per model for all its passes.
+    """
+    if len(paths) != len(feeds):
+        raise ValueError(f"got {len(paths)} models but {len(feeds)} inputs")
+    times: list[list[np.ndarray]] = [[] for _ in paths]
+    energies: list[list[float | None]] = [[] for _ in paths]
+    kept: list[ort.InferenceSession | None] = [None] * len(paths)
+    unfinished = list(range(len(paths)))
+    while unfinished:
+        round_start = time.perf_counter()
+        for i in list(unfinished):
+            session = kept[i] or make_session(paths[i], threads, memory_arena=memory_arena)
+            t, e = time_pass(session, feeds[i], settings, counter)
+            times[i].append(t)
+            energies[i].append(e)
+            done = len(times[i]) >= settings.max_passes or (
+                len(times[i]) >= settings.passes and _confirmed(times[i], settings))
+            kept[i] = None if settings.session_per_pass or done else session
+            if done:
+                unfinished.remove(i)
+                yield i, summarise(times[i], energies[i], settings.statistic)
+        if unfinished:
+            time.sleep(max(0.0, settings.min_round_s - (time.perf_counter() - round_start)))
+
+
+def _confirmed(times_ms: Sequence[np.ndarray], settings: TimingSettings) -> bool:
+    """Whether the two lowest per-pass values of the statistic agree within ``confirm_rel``."""
+    per_pass = sorted(float(t.min() if settings.statistic == "min" else np.median(t)) for t in times_ms)
+    return len(per_pass) >= 2 and per_pass[1] <= per_pass[0] * (1 + settings.confirm_rel)
 
 
 def measure_pareto(genomes: Sequence[Genome], profile: DeviceProfile, *,

@@ -4,7 +4,7 @@ Energy per inference comes from one of two methods:
 
 * ``counter``: energy read from a hardware counter around the timed runs (on the host, the
   Linux powercap interface to Intel/AMD RAPL, ``/sys/class/powercap/intel-rapl:N/energy_uj``);
-* ``power_x_time``: median latency times the active power of a :class:`DeviceProfile`.
+* ``power_x_time``: latency (``TimingSettings.statistic``) times the active power of a :class:`DeviceProfile`.
 """
 
 from __future__ import annotations
