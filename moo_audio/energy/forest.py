@@ -39,7 +39,7 @@ import joblib
 import numpy as np
 import sklearn
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.exceptions import InconsistentVersionWarning, UndefinedMetricWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_percentage_error, r2_score
 from sklearn.model_selection import KFold
@@ -130,11 +130,12 @@ class ForestEnergyModel:
         kind = "random-forest" if self.base is None else f"{self.base}+random-forest"
         return f"{kind}({where or 'unspecified setup'}, n={self.n_train})"
 
-    def _base_mj(self, genomes: Sequence[Genome]) -> np.ndarray:
-        """The linear base's energies (ones without a base)."""
+    def _base_mj(self, genomes: Sequence[Genome], terms: np.ndarray | None = None) -> np.ndarray:
+        """The linear base's energies (ones without a base); ``terms``: their operator matrix,
+        if already computed."""
         if self.linear is None:
             return np.ones(len(genomes))
-        base = self.linear.predict(operator_matrix(genomes))
+        base = self.linear.predict(operator_matrix(genomes) if terms is None else terms)
         if np.any(base <= 0):
             raise RuntimeError("the linear operator base predicts a non-positive energy; fit the "
                                "model with base=None or on more measurements")
@@ -143,11 +144,14 @@ class ForestEnergyModel:
     def fit(self, genomes: Sequence[Genome], energy_mj: Sequence[float]) -> ForestEnergyModel:
         """Fit on measured energies; returns ``self``."""
         energy = _check_training_data(genomes, energy_mj)
+        terms = None
         if self.linear is not None:  # weights 1/energy^2: least squares of the relative error
-            self.linear.fit(operator_matrix(genomes), energy, linearregression__sample_weight=energy ** -2.0)
-        target = np.log(energy / self._base_mj(genomes))
+            terms = operator_matrix(genomes)
+            self.linear.fit(terms, energy, linearregression__sample_weight=energy ** -2.0)
+        target = np.log(energy / self._base_mj(genomes, terms))
         with warnings.catch_warnings():  # few networks: some are never out of bag, handled below
             warnings.filterwarnings("ignore", "Some inputs do not have OOB scores", UserWarning)
+            warnings.simplefilter("ignore", UndefinedMetricWarning)  # the out-of-bag R^2, unused
             self.estimator.fit(feature_matrix(genomes), target)
         if self.linear is not None:
             self.forest_weight = _out_of_bag_weight(target, self.estimator.oob_prediction_)
