@@ -38,7 +38,7 @@ FEATURE_NAMES = (
 #: convolution with a single input channel (the first layer on a 2-D spectrogram), with a single
 #: output channel, or depthwise over fewer than :data:`NARROW` channels is a kind of its own:
 #: runtimes run these far less efficiently per MAC (onnxruntime's int8 depthwise convolution over
-#: 4-6 channels takes about 20 times longer per MAC than over 16 on the development VM)
+#: 4-6 channels took about ten times longer per MAC than over 64 on the development VM)
 OPERATOR_KINDS = tuple(f"conv_{kind}_{rank}" for kind in ("full", "pointwise", "depthwise", "depthwise_narrow",
                                                            "in1", "out1") for rank in ("1d", "2d")) \
     + ("maxpool", "add", "gap", "linear")
