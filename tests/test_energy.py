@@ -337,6 +337,7 @@ def test_import_needs_existing_files(bundle, tmp_path):
         import_results(tmp_path / "none.csv", bundle, PROFILE, "host")
 
 
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
 def test_cli_import_then_fit(bundle, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_energy_commands(parser.add_subparsers(dest="command", required=True))
@@ -398,6 +399,7 @@ def training():
 
 
 @pytest.mark.parametrize("base", ["operators", None])
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
 def test_forest_fit_predict_and_spread(training, base):
     genomes, energy = training
     model = ForestEnergyModel({"device_profile": "p", "dtype": "int8"}, base=base, n_estimators=50)
@@ -489,8 +491,11 @@ def test_forest_rejects_bad_training_data(training):
         ForestEnergyModel().predict_mj(genomes[:1])
     with pytest.raises(ValueError, match="unknown base 'linear'"):
         ForestEnergyModel(base="linear")
+    with pytest.warns(UserWarning, match="5 measured networks for .* operator terms: the linear base may overfit"):
+        ForestEnergyModel(n_estimators=5).fit(genomes[:5], energy[:5])
 
 
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
 def test_forest_save_load_round_trip_and_refusals(training, tmp_path):
     genomes, energy = training
     records = [_record(f"m{i}", g, e) for i, (g, e) in enumerate(zip(genomes, energy))]
@@ -534,6 +539,7 @@ def test_fit_measurements_refuses_mixed_setups(training):
         fit_measurements(records, folds=2)
 
 
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
 def test_no_warnings_on_load(training, tmp_path):
     genomes, energy = training
     path = ForestEnergyModel(n_estimators=5).fit(genomes, energy).save(tmp_path / "f.joblib")

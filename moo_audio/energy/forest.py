@@ -147,6 +147,10 @@ class ForestEnergyModel:
         terms = None
         if self.linear is not None:  # weights 1/energy^2: least squares of the relative error
             terms = operator_matrix(genomes)
+            used = int(np.count_nonzero(terms.any(axis=0)))
+            if len(energy) < used:
+                warnings.warn(f"{len(energy)} measured networks for {used} operator terms: the linear base "
+                              "may overfit; measure more networks or use base=None", UserWarning, stacklevel=2)
             self.linear.fit(terms, energy, linearregression__sample_weight=energy ** -2.0)
         target = np.log(energy / self._base_mj(genomes, terms))
         with warnings.catch_warnings():  # few networks: some are never out of bag, handled below
