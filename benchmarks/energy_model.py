@@ -103,24 +103,23 @@ def main() -> None:
     write_measurements(ref_records, OUT / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
     load_after = os.getloadavg()
 
-    args.passes, args.max_passes, args.confirm_rel = settings.passes, settings.max_passes, settings.confirm_rel
     command = f"python benchmarks/energy_model.py{' --quick' if args.quick else f' --n {n}'}"
-    text = _report(command, args, profile, records, measure_s, (load_before[0], load_after[0]),
+    text = _report(command, args, settings, profile, records, measure_s, (load_before[0], load_after[0]),
                    accuracies, noise, ref_records)
     (OUT / "energy_model.md").write_text(text)
     print("\n" + text)
 
 
-def _report(command, args, profile, records, measure_s, loads, accuracies, noise, ref_records) -> str:
+def _report(command, args, settings, profile, records, measure_s, loads, accuracies, noise, ref_records) -> str:
     """The markdown report."""
     setup = records[0]
     lines = [
         "# Energy model benchmark", "",
         f"`{command}` (dtype {args.dtype}, seed {args.seed})", "",
         f"- hardware: {setup.hardware}; runtime: {setup.runtime}; {setup.threads} thread",
-        (f"- latency: {setup.latency_statistic} of all repeats of at least {args.passes} interleaved "
-         f"passes, more (up to {args.max_passes}) until a model's two lowest agree within "
-         f"{args.confirm_rel:.0%} (TimingSettings)"),
+        (f"- latency: {setup.latency_statistic} of all repeats of at least {settings.passes} interleaved "
+         f"passes, more (up to {settings.max_passes}) until a model's two lowest agree within "
+         f"{settings.confirm_rel:.0%} (TimingSettings)"),
         f"- energy method: {setup.method}, device profile {profile.name} ({profile.active_power_w:g} W)",
         f"- 1-minute load average: {loads[0]:.2f} before, {loads[1]:.2f} after",
         (f"- measured {len(records)} networks in {measure_s:.0f} s "

@@ -4,9 +4,10 @@ Exports ``--n`` networks of the default search space (scrambled Sobol, int8), th
 variant, times every network twice with :func:`~moo_audio.energy.measure.time_models` (interleaved
 passes, independent sessions) and reports how far the two timings are apart (median and 90th
 percentile of the relative difference, worst, share within +/-10%) in
-``benchmarks/out/timing_noise.md``. Variants: onnxruntime's memory arena and memory pattern on or off (``make_session(memory_arena=...)``), latency the median or the
-minimum of the repeats (``TimingSettings.statistic``), one session per model for all passes or a
-new session per pass (``TimingSettings.session_per_pass``), 3 passes or more until two agree
+``benchmarks/out/timing_noise.md``. Variants: onnxruntime's memory arena and memory pattern on or
+off (``make_session(memory_arena=...)``), latency the median or the minimum of the repeats
+(``TimingSettings.statistic``), one session per model for all passes or a new session per pass
+(``TimingSettings.session_per_pass``), 3 passes or more until two agree
 (``TimingSettings.max_passes``, ``confirm_rel``). The harness's default is arena off, min, one
 session per model, confirmed passes::
 
@@ -57,7 +58,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 networks, short timing")
     args = parser.parse_args()
     n = 4 if args.quick else args.n
-    base = TimingSettings(max_s=0.05, passes=2, max_passes=3, min_round_s=0.0) if args.quick else TimingSettings()
+    base = TimingSettings()
+    if args.quick:
+        base = replace(base, max_s=0.05, passes=2, max_passes=3, min_round_s=0.0)
     genomes = list(design(max(n, 8), seed=args.seed).values())[:n]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [export_onnx(g, Path(tmp) / f"{i}.onnx", "int8") for i, g in enumerate(genomes)]

@@ -37,8 +37,7 @@ FEATURE_NAMES = (
 #: operator kinds of :func:`operator_matrix`: convolutions by kind and rank, then the rest. A
 #: convolution with a single input channel (the first layer on a 2-D spectrogram), with a single
 #: output channel, or depthwise over fewer than :data:`NARROW` channels is a kind of its own:
-#: runtimes run these far less efficiently per MAC (onnxruntime's int8 depthwise convolution over
-#: 4-6 channels took about ten times longer per MAC than over 64 on the development VM)
+#: runtimes run these far less efficiently per MAC than wider ones (onnxruntime's int8 kernels do)
 OPERATOR_KINDS = tuple(f"conv_{kind}_{rank}" for kind in ("full", "pointwise", "depthwise", "depthwise_narrow",
                                                            "in1", "out1") for rank in ("1d", "2d")) \
     + ("maxpool", "add", "gap", "linear")

@@ -113,9 +113,8 @@ class ForestEnergyModel:
             raise ValueError(f"unknown base {base!r}; expected one of {BASES}")
         self.setup = dict(setup or {})
         self.base = base
-        self.forest_params = {"n_estimators": n_estimators, "min_samples_leaf": min_samples_leaf,
-                              "random_state": random_state}
-        self.estimator = RandomForestRegressor(**self.forest_params, oob_score=base is not None)
+        self.estimator = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
+                                               random_state=random_state, oob_score=base is not None)
         self.forest_weight = 1.0
         # MaxAbsScaler keeps signs, so the scaled coefficients stay non-negative; the constant
         # term is a column, so that the per-call overhead is non-negative too
@@ -123,6 +122,11 @@ class ForestEnergyModel:
             MaxAbsScaler(), LinearRegression(positive=True, fit_intercept=False))
         self.n_train = 0
         self.cv_report: AccuracyReport | None = None
+
+    @property
+    def forest_params(self) -> dict[str, int]:
+        """The forest's parameters that :class:`ForestEnergyModel` takes."""
+        return {k: self.estimator.get_params()[k] for k in ("n_estimators", "min_samples_leaf", "random_state")}
 
     @property
     def name(self) -> str:

@@ -151,8 +151,8 @@ class TimingSettings:
 
     A model's passes must *confirm* each other: its two lowest per-pass values (of ``statistic``)
     must agree within ``+/- confirm_rel``; until they do, the model gets another pass, up to
-    ``max_passes``. On the development VM a pass is either at the model's floor (within about 2%)
-    or 40-90% above it, in spells of seconds that slow every model timed in them, so a figure is
+    ``max_passes``. On the development VM a pass is either at the model's floor or far above it,
+    in spells of seconds that slow every model timed in them, so a figure is
     kept only once two passes reach it. So that a model's passes do not all fall in one such spell
     when few models are timed, a round of passes (one per unfinished model) lasts at least
     ``min_round_s``: a short round is followed by a pause. Each model keeps one onnxruntime
