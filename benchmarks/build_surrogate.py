@@ -108,7 +108,7 @@ def main() -> None:
         "space": space_options(problem.space),
         "n_samples": len(samples), "sampling": f"scrambled Sobol over the encoding, seed {args.seed}",
         "device": args.device, "torch": torch.__version__, "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "cpu_count": os.cpu_count(), "created": datetime.datetime.now(datetime.UTC).isoformat(),
         "quick": args.quick,
     }
     rows: list[dict] = []

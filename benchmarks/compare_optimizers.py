@@ -72,8 +72,9 @@ def make_algorithm(name: str, bo_options: dict[str, Any]):
     )
     from moo_audio.space import GenomeRepair, GenomeSampling
 
-    genome_ops = lambda: {"sampling": GenomeSampling(), "repair": GenomeRepair(),
-                          "eliminate_duplicates": True}
+    def genome_ops():
+        return {"sampling": GenomeSampling(), "repair": GenomeRepair(), "eliminate_duplicates": True}
+
     factories = {
         "hybrid": lambda: HybridSearch(bo=BoTorchMOBO(**bo_options)),
         "bo": lambda: BoTorchMOBO(acquisition="qLogNEHVI", **bo_options),
@@ -90,7 +91,9 @@ def suggest(trial, name: str, var):
     """One Optuna suggestion for a pymoo variable."""
     from pymoo.core.variable import Binary, Choice, Integer, Real
 
-    plain = lambda v: v.item() if isinstance(v, np.generic) else v
+    def plain(v):
+        return v.item() if isinstance(v, np.generic) else v
+
     if isinstance(var, Binary):
         return trial.suggest_categorical(name, [False, True])
     if isinstance(var, Choice):
@@ -182,9 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         trees = loaded[0]["settings"]["trees"]
     else:
         # the Bayesian runs first, so that a pool does not end waiting on one of them
-        slow = lambda a: a in ("bo", "hybrid")
         jobs = [(a, s, args.table, trees, budget, args.quick)
-                for a in sorted(algorithms, key=lambda a: not slow(a)) for s in range(seeds)]
+                for a in sorted(algorithms, key=lambda a: a not in ("bo", "hybrid")) for s in range(seeds)]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from moo_audio.space import FrontEnd, Genome, SearchSpace
+from moo_audio.torch_pair import TorchPairError
 
 
 class CLIError(Exception):
@@ -180,7 +181,7 @@ def _search(args: argparse.Namespace) -> None:
         if value < 1:
             raise CLIError(f"{name} must be >= 1, got {value}")
     options = meta.get("algorithm_options") if meta and algorithm == meta["algorithm"] else {
-        **default_options(algorithm, budget, workers), **spec.algorithm_kwargs(algorithm)}
+        **default_options(algorithm, budget), **spec.algorithm_kwargs(algorithm)}
     spec.check_data()
     print(f"search: problem {spec.name} ({spec.path}), {algorithm}, seed {seed}, {budget} evaluations, "
           f"{workers} worker(s) -> {out}", flush=True)
@@ -230,7 +231,7 @@ def _problems(args: argparse.Namespace) -> None:
 
     names = args.names or list(available_problems())
     if not names:
-        raise CLIError("no problem files found (looked in ./problems and the moo_audio source tree)")
+        raise CLIError("no problem files found (looked in ./problems and in the installed package)")
     bad = 0
     for name in names:
         spec = load_problem(name)  # a schema error stops here, naming the file and key
@@ -304,14 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # the parser imports torchaudio (problem files)
         args.func(args)
-    except CLIError as e:
-        print(f"moo-audio: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as e:
+    except (CLIError, ValueError, FileNotFoundError, TorchPairError) as e:
         print(f"moo-audio: error: {e}", file=sys.stderr)
         return 2
     return 0

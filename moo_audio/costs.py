@@ -109,8 +109,9 @@ def frontend_cost(frontend: FrontEnd) -> FrontEndCost:
     ``n = n_fft``, the power spectrum (2 per bin), the non-zero mel filterbank weights (from
     torchaudio's own filterbank) and the log (1 per mel bin).
     """
-    from torchaudio.functional import melscale_fbanks  # local: torchaudio import is slow
+    from moo_audio.torch_pair import import_torchaudio  # local: torchaudio import is slow
 
+    melscale_fbanks = import_torchaudio().functional.melscale_fbanks
     n_fft, bins = frontend.n_fft, frontend.n_fft // 2 + 1
     fbank = melscale_fbanks(bins, 0.0, frontend.sample_rate / 2, frontend.n_mels, frontend.sample_rate)
     per_frame = (n_fft + int(2 * n_fft * math.log2(n_fft)) + 2 * bins

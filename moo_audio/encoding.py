@@ -11,7 +11,8 @@ machinery works on the dicts directly), hence this module.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from pymoo.core.variable import Binary, Choice, Integer, Real, Variable

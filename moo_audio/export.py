@@ -24,9 +24,9 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,8 +66,13 @@ def export_module(model: torch.nn.Module, input_shape: tuple[int, ...], path: st
 def quantize_int8(float_path: str | Path, path: str | Path, calibration: np.ndarray) -> Path:
     """Static int8 quantisation (QDQ) of a float32 ONNX file, calibrated on ``calibration``
     (``[n, *input_shape]`` float32, fed one example at a time)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from moo_audio.energy.measure import INPUT_NAME
@@ -110,9 +115,7 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     log(f"picked {chosen.genome_id} ({rule}): search error {chosen.error:.3f}, {chosen.energy_mj:.4g} mJ, "
         f"{chosen.memory_kb:.1f} KB; retraining for {spec.budget.max_epochs} epochs without early stopping")
 
-    # one torch thread: always-on candidates are small, and two threads on two busy cores ran the
-    # knee of the default search 20x slower than one (3 min against 9 s for 15 epochs)
-    problem = spec.make_problem(seed=meta["seed"], threads=1)
+    problem = spec.make_problem(seed=meta["seed"])
     if problem.dataset.fingerprint != meta["dataset"]["fingerprint"]:
         raise RunError(f"the data of {spec.path} changed since the run (fingerprint "
                        f"{problem.dataset.fingerprint[:12]}, run {meta['dataset']['fingerprint'][:12]})")
@@ -181,6 +184,8 @@ def _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preproc
     cost = network_cost(chosen.genome)
     data = meta["dataset"]
     fe = chosen.genome.frontend
+    memory_int8 = (f"{cost.memory_bytes('int8') / 1024:.1f} KB ({cost.weight_bytes('int8') / 1024:.1f} KB "
+                   f"weights + {cost.peak_activation_bytes('int8') / 1024:.1f} KB peak activations)")
     rule_text = f"`--pick {rule}`" + (f" with `--min-accuracy {min_accuracy}`" if min_accuracy else "")
     return f"""# Model card: {chosen.genome_id}
 
@@ -213,7 +218,7 @@ In the search (early-stopped training) this model reached validation error {chos
 | | value |
 |---|---|
 | energy per inference | {chosen.energy_mj:.4g} mJ ({meta['energy_model']}) |
-| memory, int8 | {cost.memory_bytes('int8') / 1024:.1f} KB ({cost.weight_bytes('int8') / 1024:.1f} KB weights + {cost.peak_activation_bytes('int8') / 1024:.1f} KB peak activations) |
+| memory, int8 | {memory_int8} |
 | memory, float32 | {cost.memory_bytes('float32') / 1024:.1f} KB |
 | MACs | {cost.macs:,} (front end {cost.frontend.macs:,} more) |
 | parameters | {cost.params:,} |

@@ -16,11 +16,11 @@ already holds, which is how a killed search resumes (:mod:`moo_audio.runs`).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -31,9 +31,17 @@ from moo_audio.data import AudioDataset, FeatureCache, FeatureSet, load_dataset
 from moo_audio.energy import AnalyticEnergyModel, EnergyModel
 from moo_audio.nets import AudioNet, build
 from moo_audio.space import FrontEnd, Genome, GenomeRepair, SearchSpace
-from moo_audio.training import (CurveHistory, MedianStopping, Patience, StoppingRule,
-                                 SuccessiveHalving, TrainBudget, TrainData, TrainResult,
-                                 train_candidate)
+from moo_audio.training import (
+    CurveHistory,
+    MedianStopping,
+    Patience,
+    StoppingRule,
+    SuccessiveHalving,
+    TrainBudget,
+    TrainData,
+    TrainResult,
+    train_candidate,
+)
 
 OBJECTIVES = ("error", "energy_mj", "memory_kb")
 STOPPING_RULES = ("patience", "median", "halving")
@@ -119,7 +127,7 @@ class TrainJob:
     budget: TrainBudget
     rules: tuple[str, ...]
     history: tuple[tuple[float, ...], ...]
-    threads: int | None
+    threads: int
     device: str = "cpu"
 
 
@@ -193,7 +201,10 @@ class AudioNASProblem(Problem):
         constraints: optional limits on memory, energy, MACs and accuracy.
         feature_cache: where log-mel features are cached (a :class:`FeatureCache` or a folder).
         runner: pymoo-style parallel map ``runner(f, jobs)``; default sequential.
-        threads: torch threads per training run (default: all cores for a sequential runner).
+        threads: torch threads of every training job, whether it runs in this process or in a Dask
+            worker: results depend on the thread count, so fixing it makes them independent of the
+            runner and the worker count (default 1: always-on networks are small, and parallel work
+            is best spread over workers rather than threads).
         device: torch device candidates train on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         seed: base seed; each candidate's training seed derives from it and its genome.
         store: an :class:`EvaluationStore` consulted before training and written as each candidate
@@ -207,7 +218,7 @@ class AudioNASProblem(Problem):
                  stopping: Sequence[str] = ("patience", "median"),
                  constraints: Constraints = Constraints(),
                  feature_cache: FeatureCache | str | Path | None = None,
-                 runner: Callable | None = None, threads: int | None = None, seed: int = 0,
+                 runner: Callable | None = None, threads: int = 1, seed: int = 0,
                  store: EvaluationStore | None = None, device: str = "cpu", **dataset_options: Any):
         self.dataset = load_dataset(dataset, **dataset_options) if isinstance(dataset, str) else dataset
         self.space = space or SearchSpace(sample_rate=self.dataset.sample_rate,
@@ -227,7 +238,9 @@ class AudioNASProblem(Problem):
         self.feature_cache = feature_cache if isinstance(feature_cache, FeatureCache) \
             else FeatureCache(feature_cache)
         self.runner = runner or LoopedElementwiseEvaluation()
-        self.threads, self.seed = threads, seed
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.threads, self.seed = int(threads), seed
         self.device = str(torch.device(device))  # a clear error for a malformed device string now
         if store is not None and not isinstance(store, EvaluationStore):
             raise TypeError("store needs lookup(keys), write(candidate, row, constraints) and "
@@ -359,12 +372,8 @@ def _skipped(violations: dict[str, float]) -> dict[str, Any]:
 
 
 def dask_runner(address: str | None = None, n_workers: int = 2):
-    """A pymoo Dask runner on a scheduler ``address``, or on a local cluster of ``n_workers``.
-
-    Local workers are single-threaded processes, and each training run uses
-    ``cores // n_workers`` torch threads (set through the problem's ``threads``), so workers do
-    not oversubscribe the cores.
-    """
+    """A pymoo Dask runner on a scheduler ``address``, or on a local cluster of ``n_workers``
+    single-task processes (each training job sets its own torch threads, the problem's ``threads``)."""
     from dask.distributed import Client, LocalCluster
     from pymoo.parallelization.dask import DaskParallelization
 
@@ -376,6 +385,3 @@ def dask_runner(address: str | None = None, n_workers: int = 2):
         client = Client(cluster)
     return DaskParallelization(client)
 
-
-def threads_per_worker(n_workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, n_workers))

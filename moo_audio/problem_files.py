@@ -5,8 +5,9 @@ the objectives, the constraints, the training budget and stopping rules, the see
 ``moo-audio search`` (algorithm, evaluations, workers, algorithm options) and for the report
 (baselines). ``problems/builtin.toml`` documents every key; ``docs/user_guide.md`` lists them.
 
-Files are loaded by path or by name (``builtin`` -> ``problems/builtin.toml``, looked up in
-``./problems`` and then in the ``problems/`` folder of the moo_audio source tree). Loading checks
+Files are loaded by path or by name (``builtin`` -> ``builtin.toml``, looked up in ``./problems``
+and then among the problem files shipped inside the package, ``moo_audio/problems``; the
+checkout's top-level ``problems/`` links to that folder). Loading checks
 every key and type against the classes the values are passed to (``SearchSpace``, ``Constraints``,
 ``TrainBudget``, the dataset loader) and raises :class:`ProblemFileError` naming the file and the
 key. Data is not touched until :meth:`ProblemSpec.check_data` or :meth:`ProblemSpec.load_dataset`,
@@ -25,9 +26,11 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from moo_audio.problem import OBJECTIVES, STOPPING_RULES, Constraints
 from moo_audio.space import FrontEnd, Genome, SearchSpace
@@ -91,6 +94,7 @@ class ProblemSpec:
     search: SearchDefaults
     algorithm_options: Mapping[str, Mapping[str, Any]]
     baselines: tuple[BaselineSpec, ...]
+    threads: int | None = None  # torch threads of each training job (None: AudioNASProblem's default)
     objectives: tuple[str, ...] = OBJECTIVES
     raw_paths: Mapping[str, str] = field(default_factory=dict)  # path option -> text as written
 
@@ -172,6 +176,9 @@ class ProblemSpec:
         """
         from moo_audio.problem import AudioNASProblem
 
+        if self.threads is not None:
+            kwargs.setdefault("threads", self.threads)
+
         dataset = dataset if dataset is not None else self.load_dataset()
         space = self.space(dataset.sample_rate, dataset.n_classes, dataset.clip_ms)
         return AudioNASProblem(dataset, space=space, energy_model=self.energy_model(),
@@ -200,9 +207,9 @@ class ProblemSpec:
 
 # ---- finding and reading files --------------------------------------------------------------------
 def problem_dirs() -> list[Path]:
-    """Where problem names are looked up: ``./problems``, then the source tree's ``problems/``."""
+    """Where problem names are looked up: ``./problems``, then the files shipped in the package."""
     here = Path.cwd() / "problems"
-    shipped = Path(__file__).resolve().parents[1] / "problems"
+    shipped = Path(str(resources.files("moo_audio") / "problems")).resolve()
     return [here] if here.resolve() == shipped else [here, shipped]
 
 
@@ -337,7 +344,10 @@ class _Parser:
             "constraints"))
         training = dict(self.table(data, "training"))
         budget_keys = [f.name for f in fields(TrainBudget)]
-        self.allowed(training, budget_keys + ["stopping"], "training")
+        self.allowed(training, budget_keys + ["stopping", "threads"], "training")
+        threads = training.pop("threads", None)
+        if threads is not None and (self.check_type("training.threads", threads, int) < 1):
+            self.fail("training.threads", f"must be >= 1, got {threads}")
         stopping = self.check_type("training.stopping", training.pop("stopping", ["patience", "median"]),
                                    tuple[str, ...])
         for i, rule in enumerate(stopping):
@@ -361,7 +371,7 @@ class _Parser:
         self.space_check(space)
         return ProblemSpec(self.path, text, name, description, seed, dataset_name, dataset_options,
                            space, energy, constraints, budget, tuple(stopping), search,
-                           {k: dict(v) for k, v in algorithms.items()}, baselines,
+                           {k: dict(v) for k, v in algorithms.items()}, baselines, threads,
                            raw_paths=dict(self.raw_paths))
 
     def build(self, where: str, cls: type, options: dict):

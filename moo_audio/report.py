@@ -25,9 +25,10 @@ import html
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def baselines(store: RunStore, train: bool = True, log: Callable[[str], None] = 
     """The problem file's baselines with exact costs and, trained now or read from the store, errors.
 
     Untrained baselines are trained in parallel, one process per baseline (up to the number of
-    cores), each on ``cores / processes`` torch threads.
+    cores), each on the problem's torch threads.
     """
     meta = store.meta()
     spec = stored_problem(meta)
@@ -103,11 +104,11 @@ def _train_baselines(store: RunStore, spec, meta: dict[str, Any], genomes: dict[
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from moo_audio.problem import evaluation_row, threads_per_worker, train_job
+    from moo_audio.problem import evaluation_row, train_job
     from moo_audio.training import CurveHistory
 
     processes = max(1, min(len(genomes), os.cpu_count() or 1))
-    problem = spec.make_problem(seed=meta["seed"], threads=threads_per_worker(processes))
+    problem = spec.make_problem(seed=meta["seed"])
     jobs = [problem.job(genome, history=CurveHistory()) for genome in genomes.values()]
     log(f"training {len(jobs)} baseline(s) under the run's budget ({', '.join(genomes)}) "
         f"on {processes} process(es) ...")
@@ -399,7 +400,8 @@ def write_report(run: str | Path, train_baselines: bool = True,
         f"<h3>{html.escape(name)}: {e.genome_id}</h3><p>error {e.error:.3f}, {e.energy_mj:.4g} mJ, "
         f"{e.memory_kb:.1f} KB, {e.macs / 1e6:.3g} M MACs. Export it with "
         f"<code>moo-audio export {html.escape(str(run))} --pick {e.genome_id}</code>.</p>"
-        f"<details><summary>genome and per-layer costs</summary><pre>{html.escape(json.dumps(e.genome.to_dict(), indent=1))}"
+        "<details><summary>genome and per-layer costs</summary>"
+        f"<pre>{html.escape(json.dumps(e.genome.to_dict(), indent=1))}"
         f"\n\n{html.escape(network_cost(e.genome).table('int8'))}</pre></details>"
         for name, e in picks.items())
     images = "".join(f'<figure><img src="{p.name}" alt="{p.stem}"></figure>' for p in figures)

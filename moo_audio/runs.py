@@ -32,10 +32,11 @@ import platform
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -398,15 +399,20 @@ def algorithm_class(name: str) -> type:
     return cls
 
 
-def default_options(name: str, budget: int, workers: int) -> dict[str, Any]:
+#: candidates per batch where the problem file sets none; not the worker count, so that a search
+#: proposes the same candidates on any number of workers (a file sets a larger batch for more)
+DEFAULT_BATCH = 4
+
+
+def default_options(name: str, budget: int) -> dict[str, Any]:
     """Options sized to the budget, used where the problem file sets none: a population of about a
-    third of the budget (4 to 20) and batches of at least one candidate per worker."""
+    third of the budget (4 to 20) and batches of :data:`DEFAULT_BATCH` candidates."""
     pop = max(4, min(20, budget // 3))
     return {"nsga2": {"pop_size": pop},
-            "evolution": {"pop_size": pop, "sample_size": max(2, pop // 3), "n_offsprings": workers},
+            "evolution": {"pop_size": pop, "sample_size": max(2, pop // 3), "n_offsprings": DEFAULT_BATCH},
             "pso": {"pop_size": pop},
-            "random": {"batch_size": max(4, workers)},
-            "botorch": {"q": max(4, workers)},
+            "random": {"batch_size": DEFAULT_BATCH},
+            "botorch": {"q": DEFAULT_BATCH},
             "hybrid": {}}[name]
 
 
@@ -544,7 +550,7 @@ class Search:
         """Run (or replay and continue) the search; the pymoo result."""
         from pymoo.optimize import minimize
 
-        from moo_audio.problem import dask_runner, threads_per_worker
+        from moo_audio.problem import dask_runner
 
         runner = dask_runner(n_workers=self.workers) if self.workers > 1 else None
         session = self.store.begin_session(self.workers, self.settings.budget)
@@ -552,7 +558,6 @@ class Search:
         try:
             problem = self.spec.make_problem(
                 self.dataset, seed=self.settings.seed, store=self.store, runner=runner,
-                threads=threads_per_worker(self.workers) if runner else None,
                 feature_cache=self.feature_cache, device=self.device)
             algorithm = make_algorithm(self.settings.algorithm, self.settings.options,
                                        f"{self.spec.path}: algorithms.{self.settings.algorithm}")

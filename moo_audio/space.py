@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from pymoo.core.repair import Repair
@@ -157,7 +158,7 @@ class Genome:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Genome":
+    def from_dict(cls, data: Mapping[str, Any]) -> Genome:
         """Parse the dict form; a missing or unknown field is named in the error."""
         _require_fields(data, ("frontend", "blocks", "n_classes"), "genome")
         _reject_unknown(data, ("frontend", "blocks", "n_classes"), "genome")
@@ -176,7 +177,7 @@ class Genome:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "Genome":
+    def from_json(cls, text: str) -> Genome:
         return cls.from_dict(json.loads(text))
 
 
@@ -255,7 +256,7 @@ class SearchSpace:
         object.__setattr__(self, "_encoder", UnitCubeEncoder(self.pymoo_vars()))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SearchSpace":
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
         allowed = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
         _reject_unknown(data, allowed, "search space")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

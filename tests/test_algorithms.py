@@ -340,7 +340,7 @@ def test_cheap_objectives_are_exact_and_not_modelled():
 
 # the configurations and hypervolume definition of the benchmark that measured the margins below
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from algorithms_smoke import run as benchmark_run
+from algorithms_smoke import run as benchmark_run  # noqa: E402 (the benchmarks folder is added to the path above)
 
 #: median HV after 100 evaluations >= (1 + margin) * random search's median. Measured advantages
 #: (`python benchmarks/algorithms_smoke.py --seeds 5`, docs/algorithms.md), seeds 0-1 / 0-4:

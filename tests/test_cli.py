@@ -7,8 +7,7 @@ import pytest
 
 from moo_audio.cli import main
 from moo_audio.problem import Constraints
-from moo_audio.problem_files import (ProblemFileError, available_problems, load_problem,
-                                     parse_problem)
+from moo_audio.problem_files import ProblemFileError, available_problems, load_problem, parse_problem
 from moo_audio.runs import RunError, algorithm_class, make_algorithm
 from moo_audio.training import TrainBudget
 

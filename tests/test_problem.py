@@ -9,7 +9,7 @@ from pymoo.optimize import minimize
 
 from moo_audio import AudioNASProblem
 from moo_audio.data import load_dataset
-from moo_audio.problem import Constraints, dask_runner, threads_per_worker
+from moo_audio.problem import Constraints, dask_runner, train_job
 from moo_audio.space import GenomeRepair, GenomeSampling, SearchSpace
 from moo_audio.training import TrainBudget
 
@@ -27,7 +27,7 @@ def _problem(dataset, tmp_path, **kwargs):
     space = SearchSpace(sample_rate=dataset.sample_rate, n_classes=dataset.n_classes,
                         clip_ms=(dataset.clip_ms,), **SPACE_OPTIONS)
     return AudioNASProblem(dataset, space=space, budget=BUDGET, feature_cache=tmp_path / "cache",
-                           threads=1, seed=0, **kwargs)
+                           seed=0, **kwargs)
 
 
 def _check_rows(res, n):
@@ -104,6 +104,22 @@ def test_training_device_reaches_the_jobs(dataset, tmp_path):
         _problem(dataset, tmp_path, device="gpu-please")
 
 
-def test_threads_per_worker_never_oversubscribes():
-    assert threads_per_worker(1) >= threads_per_worker(2) >= 1
-    assert threads_per_worker(1000) == 1
+def test_a_job_trains_the_same_in_this_process_and_in_a_dask_worker(dataset, tmp_path):
+    """Every job sets its own torch threads (the problem's, default 1), so where it runs does not
+    change its numbers: this process runs on torch's default thread count, the worker on Dask's."""
+    problem = _problem(dataset, tmp_path)
+    assert problem.threads == 1
+    job = problem.job(problem.space.sample(1, seed=5)[0])
+    here = train_job(job).to_dict()
+    runner = dask_runner(n_workers=1)
+    try:
+        there = runner.client.submit(train_job, job, pure=False).result().to_dict()
+    finally:
+        runner.client.close()
+    for key in ("curve", "train_loss", "val_accuracy", "test_accuracy", "epochs", "stop_reason"):
+        assert here[key] == there[key], key
+
+
+def test_threads_must_be_a_positive_integer(dataset, tmp_path):
+    with pytest.raises(ValueError, match="threads must be an integer >= 1, got 0"):
+        _problem(dataset, tmp_path, threads=0)

@@ -12,8 +12,7 @@ import pytest
 from moo_audio.cli import Progress
 from moo_audio.problem import AudioNASProblem, Candidate, Constraints, EvaluationStore, evaluation_row
 from moo_audio.problem_files import parse_problem
-from moo_audio.runs import (Evaluation, Recorder, RunError, RunStore, Search, Settings, knee, pareto,
-                            pick)
+from moo_audio.runs import Evaluation, Recorder, RunError, RunStore, Search, Settings, knee, pareto, pick
 from moo_audio.space import Genome, SearchSpace
 from moo_audio.training import TrainResult
 

@@ -118,6 +118,19 @@ def test_killed_search_resumes_without_losing_or_repeating(workdir, reference_ru
     assert [(e.key, e.batch, e.position) for e in after] == [(e.key, e.batch, e.position) for e in reference]
 
 
+def test_worker_count_does_not_change_the_evaluations(workdir, reference_run):
+    """Two Dask worker processes give exactly the evaluations of one in-process search."""
+    run = workdir / "two-workers"
+    assert main(["search", "--problem", str(workdir / "tiny.toml"), "--workers", "2", "--out", str(run)]) == 0
+
+    def rows(folder):
+        return [(e.key, e.batch, e.position, e.error, e.curve, e.train_loss, e.epochs, e.stop_reason)
+                for e in RunStore(folder).evaluations()]
+
+    assert RunStore(run).sessions()[0]["workers"] == 2
+    assert rows(run) == rows(reference_run)
+
+
 def test_resume_refuses_another_algorithm(workdir, reference_run, capsys):
     code = main(["search", "--problem", str(workdir / "tiny.toml"), "--out", str(reference_run),
                  "--algorithm", "random", "--resume"])

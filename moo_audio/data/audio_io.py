@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
+
+from moo_audio.torch_pair import import_torchaudio
+
+torchaudio = import_torchaudio()
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 ON_ERROR = ("warn", "raise")

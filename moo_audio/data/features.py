@@ -15,11 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torchaudio
 
 from moo_audio.data.audio_io import fit_length
 from moo_audio.data.dataset import SPLITS, AudioDataset
 from moo_audio.space import FrontEnd
+from moo_audio.torch_pair import import_torchaudio
+
+torchaudio = import_torchaudio()
 
 LOG_OFFSET = 1e-6
 _BATCH = 512  # clips per STFT batch, bounds peak memory

@@ -12,8 +12,8 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from scipy.stats import qmc
 

@@ -16,7 +16,7 @@ extrapolate.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -68,7 +68,8 @@ def _operator_kind(cost: LayerCost) -> str:
     if layer.in_channels == 1:
         return f"conv_in1_{rank}"
     kind = _conv_kind(cost)
-    return f"conv_{kind}_narrow_{rank}" if kind == "depthwise" and layer.out_channels < NARROW else f"conv_{kind}_{rank}"
+    narrow = kind == "depthwise" and layer.out_channels < NARROW
+    return f"conv_{kind}_narrow_{rank}" if narrow else f"conv_{kind}_{rank}"
 
 
 def _operator_values(cost: LayerCost) -> tuple[int, ...]:

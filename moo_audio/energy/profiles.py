@@ -14,9 +14,9 @@ import math
 import os
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 METHODS = ("counter", "power_x_time")
 POWERCAP_ROOT = Path("/sys/class/powercap")

@@ -11,7 +11,8 @@ the reference work measured on a phone's big CPU core; they are a proxy, not a m
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 

@@ -13,9 +13,10 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO
 
 from moo_audio.energy.profiles import METHODS
 from moo_audio.space import Genome
