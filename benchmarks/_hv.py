@@ -3,20 +3,12 @@
 reference, recording a run, hypervolume-vs-evaluations curves, their summary (median and bootstrap
 confidence interval), the markdown table and the plot.
 
-Hypervolume definition (one for every script, so their numbers compare):
-
-* only feasible evaluations count (every constraint ``g <= 0``, finite objectives);
-* objectives are normalised by a fixed scale computed once from the problem's table
-  (:func:`reference_scale`): the classification error as it is (reference 1.0); energy (mJ) and
-  memory (KB) on a *log* scale from ``lo`` = their minimum / 1.1 (0) to ``ref`` = 1.1 x their maximum
-  (1) over the table's trained, feasible ``sample`` rows, recomputed with the problem's own energy
-  model. Energy and memory span two orders of magnitude in the space; on a linear scale the
-  hypervolume saturates near 0.7 within ten evaluations of any algorithm and the cheap end of the
-  front, where always-on models live, hardly counts. The hypervolume is pymoo's ``HV`` of the
-  normalised points with reference point ``(1, 1, 1)``, so it lies in ``[0, ~1]`` and points beyond
-  the reference add nothing;
-* the curve holds, after each evaluation (in the order the optimizer asked for them, rows of a
-  batch in order), the hypervolume of the non-dominated set of everything evaluated so far.
+Hypervolume: :func:`moo_audio.objectives.hypervolume_curve` (the definition the report uses too) on
+a scale fixed once per problem from its table (:func:`reference_scale`): the table's trained,
+feasible ``sample`` rows under the problem's own energy model and constraints, so that every run of
+every script on that table compares. The curve holds, after each evaluation (in the order the
+optimizer asked for them, rows of a batch in order), the hypervolume of the non-dominated feasible
+set of everything evaluated so far.
 """
 
 from __future__ import annotations
@@ -33,13 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from moo_audio.objectives import HypervolumeScale, hypervolume_curve
+
 #: evaluations at which the tables report the hypervolume (those within the budget, and the budget)
 MARKS = (25, 50, 100, 200)
-#: log-scale bounds of energy and memory: the table's feasible samples' minimum / this factor and
-#: maximum x this factor
-REF_MARGIN = 1.1
-#: reference of the classification error
-REF_ERROR = 1.0
 #: BoTorchMOBO settings of the scripts' --quick (the discrete acquisition optimiser, the default,
 #: ignores the first two)
 QUICK_BO = {"num_restarts": 2, "raw_samples": 32, "n_candidates": 128, "mc_samples": 16}
@@ -116,41 +105,20 @@ def surrogate(table: str, n_estimators: int = TREES):
     return _PROBLEMS[key]
 
 
-class Scale:
-    """Normalisation of ``(error, energy_mj, memory_kb)``: error linear, energy and memory on a log
-    scale from ``lo`` (0) to ``ref`` (1); see the module docstring."""
-
-    def __init__(self, lo: np.ndarray, ref: np.ndarray):
-        self.lo, self.ref = np.asarray(lo, dtype=float), np.asarray(ref, dtype=float)
-
-    def normalise(self, F: np.ndarray) -> np.ndarray:
-        F = np.asarray(F, dtype=float)
-        out = F / self.ref
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[:, 1:] = np.log(F[:, 1:] / self.lo[1:]) / np.log(self.ref[1:] / self.lo[1:])
-        return out
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"lo": self.lo.tolist(), "ref": self.ref.tolist()}
-
-
-def reference_scale(problem) -> Scale:
-    """The :class:`Scale` of the problem's table: error reference ``REF_ERROR``; energy and memory
-    between ``min / REF_MARGIN`` and ``REF_MARGIN x max`` over the table's trained feasible sample
-    architectures under the problem's energy model and constraints (depends on the table, not on
-    the forest)."""
-    from moo_audio.problem import cheap_values
+def reference_scale(problem) -> HypervolumeScale:
+    """The hypervolume scale of the problem's table: its trained feasible sample architectures under
+    the problem's energy model and constraints (depends on the table, not on the forest)."""
+    from moo_audio.problem import cheap_values, cost_columns
 
     rows = problem.table.trained("sample")
-    energy, memory, macs = cheap_values(problem.table.genomes(rows), problem.energy_model)
+    columns = cost_columns(cheap_values(problem.table.genomes(rows), problem.energy_model))
     accuracy = np.array([r["val_accuracy"] for r in rows], dtype=float)
-    g = problem.constraints.values(accuracy, energy, memory, macs)
+    g = problem.constraints.values(accuracy, columns["energy_mj"], columns["memory_kb"], columns["macs"])
     feasible = np.all([np.asarray(v) <= 0 for v in g.values()], axis=0) if g else np.ones(len(rows), bool)
     if not feasible.any():
         raise ValueError("no feasible trained sample in the table: cannot fix a hypervolume reference")
-    lo = np.array([0.0, energy[feasible].min() / REF_MARGIN, memory[feasible].min() / REF_MARGIN])
-    ref = np.array([REF_ERROR, REF_MARGIN * energy[feasible].max(), REF_MARGIN * memory[feasible].max()])
-    return Scale(lo, ref)
+    F = np.column_stack([1 - accuracy, columns["energy_mj"], columns["memory_kb"]])
+    return HypervolumeScale.around(F[feasible])
 
 
 def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
@@ -159,26 +127,6 @@ def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
     if G is not None and np.size(G):
         ok &= np.all(np.asarray(G, dtype=float) <= 0, axis=1)
     return ok
-
-
-def hv_curve(F: np.ndarray, feasible: np.ndarray, scale: Scale, budget: int) -> np.ndarray:
-    """Normalised hypervolume of the running non-dominated feasible set after each of the first
-    ``budget`` evaluations; a run that stopped early keeps its last value."""
-    from pymoo.indicators.hv import HV
-
-    indicator = HV(ref_point=np.ones(F.shape[1]))
-    F = scale.normalise(np.asarray(F, dtype=float)[:budget])
-    feasible = np.asarray(feasible, dtype=bool)[:budget]
-    curve = np.zeros(budget)
-    front = np.empty((0, F.shape[1]))
-    value = 0.0
-    for i, f in enumerate(F):
-        if feasible[i] and np.all(f < 1.0) and not np.any(np.all(front <= f, axis=1)):
-            front = np.vstack([front[~np.all(f <= front, axis=1)], f])
-            value = float(indicator(front))
-        curve[i] = value
-    curve[len(F):] = value
-    return curve
 
 
 class Recorder:
@@ -207,13 +155,13 @@ class Recorder:
 
         return RecordingEvaluator()
 
-    def curve(self, scale: Scale, budget: int) -> tuple[np.ndarray, int]:
+    def curve(self, scale: HypervolumeScale, budget: int) -> tuple[np.ndarray, int]:
         """(hypervolume curve over ``budget`` evaluations, evaluations actually recorded)."""
         if not self.F:
             return np.zeros(budget), 0
         F = np.concatenate(self.F)
         feasible = np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)])
-        return hv_curve(F, feasible, scale, budget), len(F)
+        return hypervolume_curve(F, feasible, scale, budget), len(F)
 
 
 def timed(fn: Callable[[], None]) -> dict[str, float]:

@@ -39,10 +39,10 @@ ALGORITHMS = {
     "random": lambda ref: RandomSearch(),
     "nsga2": lambda ref: NSGA2(pop_size=20),
     "evolution": lambda ref: RegularizedEvolution(),
-    "mopso": lambda ref: MOPSO(),
-    "bo": lambda ref: BoTorchMOBO(ref_point=ref),
-    "bo-inferred-ref": lambda ref: BoTorchMOBO(),
-    "bo-fast": lambda ref: BoTorchMOBO(ref_point=ref, **FAST_BO),
+    "pso": lambda ref: MOPSO(),
+    "botorch": lambda ref: BoTorchMOBO(ref_point=ref),
+    "botorch-inferred-ref": lambda ref: BoTorchMOBO(),
+    "botorch-fast": lambda ref: BoTorchMOBO(ref_point=ref, **FAST_BO),
     "hybrid": lambda ref: HybridSearch(bo=BoTorchMOBO(ref_point=ref)),
 }
 
@@ -97,7 +97,7 @@ def main() -> None:
 
     cells = [(a, p) for p in args.problems.split(",") for a in args.algorithms.split(",")]
     # the slowest (Bayesian) runs first, so that a pool does not end waiting on one of them
-    jobs = sorted(((a, p, seed) for a, p in cells for seed in range(args.seeds)), key=lambda j: "bo" not in j[0]
+    jobs = sorted(((a, p, seed) for a, p in cells for seed in range(args.seeds)), key=lambda j: "botorch" not in j[0]
                   and "hybrid" not in j[0])
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run, a, p, seed, threads=args.threads) for a, p, seed in jobs]

@@ -19,23 +19,22 @@ import dataclasses
 import datetime
 import gzip
 import json
-import multiprocessing
 import os
 import platform
 import time
 from pathlib import Path
 
 import torch
-from pymoo.parallelization.starmap import StarmapParallelization
 from scipy.stats import qmc
 
-from moo_audio.costs import network_cost
+from moo_audio.jobs import evaluation_row
 from moo_audio.nets import WIDTHS
-from moo_audio.problem import cheap_values, evaluation_row, train_job
+from moo_audio.parallel import make_runner
+from moo_audio.problem import cheap_values
 from moo_audio.problem_files import load_problem
 
 BASELINE_WIDTHS = (0.25, 0.5, 0.75, 1.0)
-ROW_KEYS = ("val_accuracy", "test_accuracy", "curve", "train_loss", "epochs", "seconds", "stop_reason",
+ROW_KEYS = ("val_accuracy", "curve", "train_loss", "epochs", "seconds", "stop_reason",
             "failed", "failure_reason")
 
 
@@ -45,9 +44,10 @@ def sample_feasible(problem, n: int, seed: int) -> list:
     genomes, keys = [], set()
     for _ in range(64):
         batch = problem.space.from_x(sobol.random(256))
-        for genome, energy, memory, macs in zip(batch, *cheap_values(batch, problem.energy_model)):
-            key = genome.to_json(sort_keys=True)
-            if key in keys or any(v > 0 for v in problem.constraints.cheap_violations(energy, memory, macs).values()):
+        for genome, c in zip(batch, cheap_values(batch, problem.energy_model)):
+            key = genome.key
+            violations = problem.constraints.cheap_violations(c.energy_mj, c.memory_kb, c.macs)
+            if key in keys or any(v > 0 for v in violations.values()):
                 continue
             keys.add(key)
             genomes.append(genome)
@@ -62,9 +62,8 @@ def space_options(space) -> dict:
 
 
 def describe(problem, genome, kind: str) -> dict:
-    energy, memory, macs = (float(v[0]) for v in cheap_values([genome], problem.energy_model))
-    return {"kind": kind, "genome": genome.to_json(sort_keys=True), "macs": macs,
-            "params": network_cost(genome).params, "memory_kb": memory, "energy_mj": energy}
+    (c,) = cheap_values([genome], problem.energy_model)
+    return {"kind": kind, "genome": genome.key, **vars(c)}
 
 
 def main() -> None:
@@ -87,10 +86,8 @@ def main() -> None:
         if spec.dataset_name == "builtin":
             dataset_options = {"n_per_class": 10}
     dataset = spec.load_dataset() if not dataset_options else _small_builtin(spec, dataset_options)
-    context = multiprocessing.get_context("spawn")  # safe with CUDA in the workers
-    pool = context.Pool(args.workers) if args.workers > 1 else None
-    runner = StarmapParallelization(pool.starmap) if pool else None
-    problem = spec.make_problem(dataset, threads=1, device=args.device, runner=runner)
+    runner = make_runner(args.workers)
+    problem = spec.make_problem(dataset, device=args.device, runner=runner)
 
     samples = sample_feasible(problem, args.n, args.seed)
     baselines = [] if args.quick else [
@@ -116,18 +113,16 @@ def main() -> None:
     batch = max(1, 4 * args.workers)
     for first in range(0, len(genomes), batch):
         jobs = [problem.job(g) for g in genomes[first:first + batch]]
-        results = runner(train_job, jobs) if runner else [train_job(j) for j in jobs]
-        for info, result in zip(todo[first:first + batch], results):
+        for i, result, _ in sorted(problem.train(jobs), key=lambda r: r[0]):
             row = evaluation_row(result)
-            rows.append({**info, **{k: row[k] for k in ROW_KEYS}})
+            rows.append({**todo[first + i], **{k: row[k] for k in ROW_KEYS}})
         meta["wall_s"] = time.perf_counter() - started
         write_table(args.out, meta, rows)
         done = [r for r in rows if not r["failed"]]
         print(f"{len(rows)}/{len(genomes)} trained in {meta['wall_s']:.0f} s; "
               f"best val accuracy {max((r['val_accuracy'] for r in done), default=float('nan')):.3f}",
               flush=True)
-    if pool:
-        pool.close()
+    runner.close()
     print(f"wrote {args.out}: {len(rows)} rows, {sum(r['failed'] for r in rows)} failed")
 
 

@@ -2,8 +2,8 @@
 
 Algorithms (``--algorithms``, default all):
 
-* ours: ``hybrid`` (``HybridSearch()``), ``bo`` (``BoTorchMOBO()``: qLogNEHVI, q=4, exact cheap
-  objectives), ``evolution`` (``RegularizedEvolution()``), ``mopso`` (``MOPSO()``);
+* ours: ``hybrid`` (``HybridSearch()``), ``botorch`` (``BoTorchMOBO()``: qLogNEHVI, q=4, exact cheap
+  objectives), ``evolution`` (``RegularizedEvolution()``), ``pso`` (``MOPSO()``);
 * peers: ``nsga2`` and ``smsemoa`` (pymoo, population ``POP_SIZE`` with the genome sampling and repair
   and duplicate elimination, as ``moo-audio search`` sets up NSGA-II), ``random`` (``RandomSearch()``),
   ``optuna-tpe`` (``optuna.samplers.TPESampler``) and ``optuna-nsga2`` (``NSGAIISampler``, population
@@ -52,39 +52,20 @@ import _hv
 #: population of pymoo's NSGA-II / SMS-EMOA and of Optuna's NSGA-II sampler (pymoo's default of 100
 #: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
 POP_SIZE = 20
-OURS = ("hybrid", "bo", "evolution", "mopso")
+OURS = ("hybrid", "botorch", "evolution", "pso")
 PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2")
 ALGORITHMS = OURS + PEERS
 QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 
 
 def make_algorithm(name: str, bo_options: dict[str, Any]):
-    """A fresh pymoo algorithm for ``name`` (not the Optuna ones)."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.algorithms.moo.sms import SMSEMOA
+    """A fresh pymoo algorithm for ``name`` (not the Optuna ones), from moo_audio's registry."""
+    from moo_audio.algorithms import BoTorchMOBO
+    from moo_audio.algorithms.registry import make_algorithm as registered
 
-    from moo_audio.algorithms import (
-        MOPSO,
-        BoTorchMOBO,
-        HybridSearch,
-        RandomSearch,
-        RegularizedEvolution,
-    )
-    from moo_audio.space import GenomeRepair, GenomeSampling
-
-    def genome_ops():
-        return {"sampling": GenomeSampling(), "repair": GenomeRepair(), "eliminate_duplicates": True}
-
-    factories = {
-        "hybrid": lambda: HybridSearch(bo=BoTorchMOBO(**bo_options)),
-        "bo": lambda: BoTorchMOBO(acquisition="qLogNEHVI", **bo_options),
-        "evolution": RegularizedEvolution,
-        "mopso": MOPSO,
-        "random": RandomSearch,
-        "nsga2": lambda: NSGA2(pop_size=POP_SIZE, **genome_ops()),
-        "smsemoa": lambda: SMSEMOA(pop_size=POP_SIZE, **genome_ops()),
-    }
-    return factories[name]()
+    options = {"hybrid": {"bo": BoTorchMOBO(**bo_options)}, "botorch": {"acquisition": "qLogNEHVI", **bo_options},
+               "nsga2": {"pop_size": POP_SIZE}, "smsemoa": {"pop_size": POP_SIZE}}
+    return registered(name, options.get(name, {}))
 
 
 def suggest(trial, name: str, var):
@@ -186,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         # the Bayesian runs first, so that a pool does not end waiting on one of them
         jobs = [(a, s, args.table, trees, budget, args.quick)
-                for a in sorted(algorithms, key=lambda a: a not in ("bo", "hybrid")) for s in range(seeds)]
+                for a in sorted(algorithms, key=lambda a: a not in ("botorch", "hybrid")) for s in range(seeds)]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 

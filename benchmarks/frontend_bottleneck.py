@@ -27,7 +27,9 @@ import matplotlib.pyplot as plt
 
 from moo_audio.costs import network_cost
 from moo_audio.data import load_dataset
-from moo_audio.problem import cheap_values, evaluation_row, train_job
+from moo_audio.evaluation import test_accuracy
+from moo_audio.jobs import evaluation_row
+from moo_audio.problem import cheap_values
 from moo_audio.problem_files import load_problem
 from moo_audio.space import Block, FrontEnd, Genome
 
@@ -58,28 +60,32 @@ def main() -> None:
         dataset = load_dataset("builtin", **options) if options else spec.load_dataset()
     else:
         dataset = spec.load_dataset()
-    problem = spec.make_problem(dataset, threads=1, device=args.device)
+    problem = spec.make_problem(dataset, device=args.device)
     if args.energy_model:
         from moo_audio.energy.forest import ForestEnergyModel
 
         problem.energy_model = ForestEnergyModel.load(args.energy_model)
     frontend = spec.baseline_frontend(dataset.sample_rate, dataset.clip_ms)
 
+    cells = [(r, w, matched_genome(frontend, r, w, dataset.n_classes)) for r in ("2d", "1d") for w in widths]
+    trained = [None] * len(cells)
+    jobs = [dataclasses.replace(problem.job(g, stopping=()), keep_weights=True) for _, _, g in cells]
+    for i, result, _ in problem.train(jobs):
+        trained[i] = result
     rows = []
-    for representation in ("2d", "1d"):
-        for width in widths:
-            genome = matched_genome(frontend, representation, width, dataset.n_classes)
-            cost = network_cost(genome)
-            energy, memory, macs = (float(v[0]) for v in cheap_values([genome], problem.energy_model))
-            result = evaluation_row(train_job(problem.job(genome, stopping=())))
-            rows.append({
-                "representation": representation, "first_width": width, "macs": macs,
-                "first_layer_macs": cost.layers[0].macs, "params": cost.params,
-                "peak_arena_kb": cost.peak_activation_bytes("int8") / 1024, "memory_kb": memory,
-                "energy_mj": energy, "val_accuracy": result["val_accuracy"],
-                "test_accuracy": result["test_accuracy"], "train_seconds": result["seconds"],
-                "failure_reason": result["failure_reason"]})
-            print(json.dumps(rows[-1]), flush=True)
+    for (representation, width, genome), result in zip(cells, trained):  # the test split, after all training
+        cost = network_cost(genome)
+        (c,) = cheap_values([genome], problem.energy_model)
+        test = float("nan") if result.failed else test_accuracy(
+            genome, result.weights, problem.feature_cache.get(dataset, genome.frontend))
+        row = evaluation_row(result)
+        rows.append({
+            "representation": representation, "first_width": width, "macs": c.macs,
+            "first_layer_macs": cost.layers[0].macs, "params": cost.params,
+            "peak_arena_kb": cost.peak_activation_bytes("int8") / 1024, "memory_kb": c.memory_kb,
+            "energy_mj": c.energy_mj, "val_accuracy": row["val_accuracy"], "test_accuracy": test,
+            "train_seconds": row["seconds"], "failure_reason": row["failure_reason"]})
+        print(json.dumps(rows[-1]), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"frontend_bottleneck-{spec.name}{'-quick' if args.quick else ''}"

@@ -25,13 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from moo_audio.energy.bundle import design
-from moo_audio.energy.measure import (
-    INPUT_NAME,
-    TimingSettings,
-    export_onnx,
-    random_input,
-    time_models,
-)
+from moo_audio.energy.measure import TimingSettings, export_onnx, random_input, time_models
+from moo_audio.onnx_io import INPUT_NAME
 
 OUT = Path(__file__).parent / "out"
 VARIANTS = {  # label: (memory arena, statistic, session per pass, passes confirmed)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import TextIO
 
-from moo_audio.space import FrontEnd, Genome, SearchSpace
+from moo_audio.space import REPRESENTATIONS, FrontEnd, Genome, SearchSpace
 from moo_audio.torch_pair import TorchPairError
 
 
@@ -25,7 +23,7 @@ def _frontend_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop-ms", type=int, default=fe.hop_ms)
     parser.add_argument("--clip-ms", type=int, default=fe.clip_ms)
     parser.add_argument("--sample-rate", type=int, default=fe.sample_rate)
-    parser.add_argument("--representation", choices=("2d", "1d"), default=fe.representation)
+    parser.add_argument("--representation", choices=REPRESENTATIONS, default=fe.representation)
     parser.add_argument("--n-classes", type=int, default=10)
 
 
@@ -64,145 +62,50 @@ def _describe(args: argparse.Namespace) -> None:
 
 
 # ---- search ---------------------------------------------------------------------------------------
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class Progress:
-    """Search progress read from the run store: one line per completed evaluation and, on a
-    terminal, a status line kept at the bottom (evaluations done, best trade-offs, time left)."""
-
-    def __init__(self, store, budget: int, stream: TextIO = sys.stdout):
-        self.store, self.budget, self.stream = store, budget, stream
-        self.tty = stream.isatty()
-        self.evaluations = store.evaluations()
-        self.resumed = len(self.evaluations)
-        self.last_id = max((e.id for e in self.evaluations), default=0)
-        self.started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> Progress:
-        if self.resumed:
-            self._print(f"resuming: {self.resumed} evaluation(s) already in {self.store.folder}; "
-                        "they are replayed from the store, not trained")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.update()
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0 if self.tty else 2.0):
-            self.update()
-
-    def _print(self, line: str) -> None:
-        self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
-        self.stream.flush()
-
-    def _timing(self) -> str:
-        elapsed = time.monotonic() - self.started
-        new = len(self.evaluations) - self.resumed
-        left = max(0, self.budget - len(self.evaluations))
-        eta = f"~{_clock(elapsed / new * left)} left" if new and left else (
-            "done" if not left else "estimating time left")
-        return f"{_clock(elapsed)} elapsed, {eta}"
-
-    def _front(self) -> str:
-        from moo_audio.runs import pareto
-
-        front = pareto(self.evaluations)
-        if not front:
-            return "front: none yet"
-        best = min(front, key=lambda e: e.error)
-        cheap = min(front, key=lambda e: e.energy_mj)
-        return (f"front {len(front)}: best error {best.error:.3f} ({best.energy_mj:.3g} mJ, "
-                f"{best.memory_kb:.1f} KB), least energy {cheap.energy_mj:.3g} mJ (error {cheap.error:.3f})")
-
-    def update(self) -> None:
-        new = self.store.evaluations(since_id=self.last_id)
-        for e in sorted(new, key=lambda e: e.id):
-            self.evaluations.append(e)
-            self.last_id = max(self.last_id, e.id)
-            if e.stop_reason == "skipped":
-                what = e.failure_reason
-            elif e.failed:
-                what = f"failed: {e.failure_reason}"
-            else:
-                what = (f"error {e.error:.3f}  {e.energy_mj:.3g} mJ  {e.memory_kb:.1f} KB  "
-                        f"{e.epochs} ep ({e.stop_reason}) {e.train_seconds:.1f} s")
-            self._print(f"[{len(self.evaluations):>3}/{self.budget}] {e.genome_id}  {what} | "
-                        f"{self._timing()}")
-        if self.tty:
-            done = min(len(self.evaluations), self.budget)
-            self.stream.write(f"\r\033[K[{done}/{self.budget}] {self._front()} | {self._timing()}")
-            self.stream.flush()
-
-
 def pareto_table(evaluations) -> str:
     """The Pareto set as a text table."""
-    from moo_audio.runs import pareto
+    from moo_audio.selection import pareto
 
     front = pareto(evaluations)
     if not front:
         return "no feasible model yet"
-    rows = [f"{'error':>7}{'energy mJ':>11}{'memory KB':>11}{'MACs':>11}{'val acc':>9}{'test acc':>9}"
-            f"  genome id"]
+    rows = [f"{'error':>7}{'energy mJ':>11}{'memory KB':>11}{'MACs':>11}{'val acc':>9}  genome id"]
     for e in front:
         rows.append(f"{e.error:>7.3f}{e.energy_mj:>11.4g}{e.memory_kb:>11.1f}{e.macs / 1e6:>10.3g}M"
-                    f"{e.val_accuracy:>9.3f}{e.test_accuracy:>9.3f}  {e.genome_id}")
+                    f"{e.val_accuracy:>9.3f}  {e.genome_id}")
     return "\n".join(rows)
 
 
 def _search(args: argparse.Namespace) -> None:
-    from moo_audio.problem_files import load_problem
-    from moo_audio.runs import RunStore, Search, Settings, default_options, stored_problem
+    from moo_audio.progress import SearchProgress, clock
+    from moo_audio.search import Search
 
-    spec = load_problem(args.problem or "builtin")
-    algorithm = args.algorithm or spec.search.algorithm
-    seed = spec.seed if args.seed is None else args.seed
-    out = Path(args.out or Path("runs") / f"{spec.name}-{algorithm}-{seed}")
-    meta = RunStore.open(out).meta() if args.resume else {}
-    if args.resume and not args.problem:
-        spec = stored_problem(meta)  # the file as it was when the run began
-    if meta:
-        algorithm = args.algorithm or meta["algorithm"]
-        seed = meta["seed"] if args.seed is None else args.seed
-    budget = args.budget if args.budget is not None else meta.get("budget", spec.search.evaluations)
-    workers = args.workers if args.workers is not None else spec.search.workers
-    for name, value in (("--budget", budget), ("--workers", workers)):
-        if value < 1:
-            raise CLIError(f"{name} must be >= 1, got {value}")
-    options = meta.get("algorithm_options") if meta and algorithm == meta["algorithm"] else {
-        **default_options(algorithm, budget), **spec.algorithm_kwargs(algorithm)}
-    spec.check_data()
-    print(f"search: problem {spec.name} ({spec.path}), {algorithm}, seed {seed}, {budget} evaluations, "
-          f"{workers} worker(s) -> {out}", flush=True)
+    search = Search.from_options(args.problem, args.algorithm, args.budget, args.workers, args.seed, args.out,
+                                 args.resume, scheduler=args.scheduler, device=args.device)
+    s = search.settings
+    where = f"the workers of {args.scheduler}" if args.scheduler else f"{search.workers} worker(s)"
+    print(f"search: problem {search.spec.name} ({search.spec.path}), {s.algorithm}, seed {s.seed}, "
+          f"{s.budget} evaluations, {where} -> {search.folder}", flush=True)
+    done = search.store.count()
+    if done:
+        print(f"resuming: {done} evaluation(s) already in {search.folder}; they are replayed from the "
+              "store, not trained", flush=True)
     started = time.monotonic()
-    search = Search(out, spec, Settings(algorithm, options, seed, budget), resume=args.resume,
-                    workers=workers, device=args.device)
     try:
-        with Progress(search.store, budget):
-            search.run()
+        with SearchProgress(s.budget, done) as progress:
+            search.run(events=progress)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: moo-audio search --resume --out {out}", file=sys.stderr)
+        print(f"\ninterrupted; continue with: moo-audio search --resume --out {search.folder}", file=sys.stderr)
         raise SystemExit(130) from None
     unreplayed = search.unreplayed()
     if unreplayed:
         print(f"note: {len(unreplayed)} stored evaluation(s) were not asked for again by the replay "
               "(the algorithm did not repeat its earlier proposals); they stay in the store and report")
     evaluations = search.store.evaluations()
-    print(f"\nPareto set of {len(evaluations)} evaluations ({_clock(time.monotonic() - started)} wall time; "
+    print(f"\nPareto set of {len(evaluations)} evaluations ({clock(time.monotonic() - started)} wall time; "
           "error = 1 - validation accuracy, memory = int8 weights + peak activations):")
     print(pareto_table(evaluations))
-    print(f"\nreport: moo-audio report {out}")
+    print(f"\nreport: moo-audio report {search.folder}")
 
 
 # ---- report, export, problems ------------------------------------------------------------------------
@@ -212,6 +115,19 @@ def _report(args: argparse.Namespace) -> None:
     index = write_report(args.run, train_baselines=not args.no_train_baselines,
                          log=lambda line: print(line, flush=True))
     print(f"report: {index}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from moo_audio.evaluation import Protocol, evaluate_run
+
+    try:
+        lrs = tuple(float(v) for v in args.lrs.split(","))
+    except ValueError:
+        raise CLIError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
+    protocol = Protocol(seeds=args.seeds, epochs_factor=args.epochs_factor, lrs=lrs, max_models=args.max_models)
+    evaluate_run(args.run, protocol, workers=args.workers, scheduler=args.scheduler, measure=args.measure,
+                 log=lambda line: print(line, flush=True))
+    print(f"results: {Path(args.run) / 'evaluation' / 'report.md'}")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -246,8 +162,11 @@ def _problems(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from moo_audio.problem_files import ALGORITHMS
-    from moo_audio.runs import PICKS
+    from moo_audio.algorithms.registry import ALGORITHM_NAMES
+    from moo_audio.costs import DEFAULT_DTYPE, DTYPES
+    from moo_audio.evaluation import Protocol
+    from moo_audio.nets import BASELINES
+    from moo_audio.selection import PICKS
 
     parser = argparse.ArgumentParser(
         prog="moo-audio",
@@ -260,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "print the Pareto set. Options not given come from the problem file's [search].")
     search.add_argument("--problem", help="problem name (see `moo-audio problems`) or TOML file; "
                                           "default builtin")
-    search.add_argument("--algorithm", choices=ALGORITHMS)
+    search.add_argument("--algorithm", choices=ALGORITHM_NAMES)
     search.add_argument("--budget", type=int, help="evaluations (candidates trained or skipped)")
-    search.add_argument("--workers", type=int, help="parallel training processes (Dask) ")
+    search.add_argument("--workers", type=int, help="parallel training processes (a local Dask cluster)")
+    search.add_argument("--scheduler", help="train on the workers of this running Dask scheduler "
+                                            "(tcp://host:8786) instead of a local cluster")
     search.add_argument("--seed", type=int)
     search.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (default cpu)")
     search.add_argument("--out", help="run folder (default runs/<problem>-<algorithm>-<seed>)")
@@ -275,6 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-train-baselines", action="store_true",
                         help="do not train the MobileNet baselines (their error is shown as not trained)")
     report.set_defaults(func=_report)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="held-out evaluation: the run's Pareto models and the baselines, retrained with seeds",
+        description="Retrain the run's Pareto models (chosen on validation) and the problem file's baselines "
+                    "under one fair budget (a learning-rate grid, several seeds), then read the test split "
+                    "once: test accuracy with intervals, energy, memory and the ratio to the best baseline "
+                    "each found model matches. Results in RUN/evaluation/.")
+    evaluate.add_argument("run", help="run folder")
+    protocol = Protocol()
+    evaluate.add_argument("--seeds", type=int, default=protocol.seeds, help="seeds per model")
+    evaluate.add_argument("--epochs-factor", type=int, default=protocol.epochs_factor,
+                          help="final epochs = this x the search's")
+    evaluate.add_argument("--lrs", default=",".join(f"{lr:g}" for lr in protocol.lrs),
+                          help="learning rates tried on seed 0, chosen on validation")
+    evaluate.add_argument("--max-models", type=int, default=protocol.max_models,
+                          help="found models taken from the Pareto set")
+    evaluate.add_argument("--workers", type=int, help="training processes (default: the problem file's)")
+    evaluate.add_argument("--scheduler", help="train on the workers of this Dask scheduler")
+    evaluate.add_argument("--measure", action="store_true", help="also measure energy on this host (onnxruntime)")
+    evaluate.set_defaults(func=_evaluate)
 
     export = sub.add_parser("export", help="retrain a chosen model and export it to ONNX")
     export.add_argument("run", help="run folder")
@@ -289,12 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     problems.set_defaults(func=_problems)
 
     describe = sub.add_parser("describe", help="genome, per-layer costs and totals of a network")
-    describe.add_argument("--baseline", choices=("mobilenet_v1", "mobilenet_v2"))
+    describe.add_argument("--baseline", choices=sorted(BASELINES))
     describe.add_argument("--width", type=float, default=1.0)
     describe.add_argument("--genome", help="a genome JSON file")
     describe.add_argument("--random", action="store_true", help="a random genome of the space")
     describe.add_argument("--seed", type=int, default=0)
-    describe.add_argument("--dtype", choices=("int8", "float32"), default="int8")
+    describe.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE)
     _frontend_args(describe)
     describe.set_defaults(func=_describe)
 

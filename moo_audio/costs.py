@@ -24,6 +24,9 @@ from moo_audio.nets import Layer, LayerPlan, plan
 from moo_audio.space import FrontEnd, Genome
 
 DTYPE_BYTES = {"int8": 1, "float32": 4}
+DTYPES = tuple(DTYPE_BYTES)
+#: what deployed always-on models run in: the memory objective, the energy measurements and exports
+DEFAULT_DTYPE = "int8"
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -48,11 +51,11 @@ class LayerCost:
     elementwise_ops: int
     live_elements: int
 
-    def weight_bytes(self, dtype: str = "int8") -> int:
+    def weight_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         bias_bytes = 4  # int32 biases for int8 models, float32 otherwise
         return self.weights * _check_dtype(dtype) + self.biases * bias_bytes
 
-    def live_bytes(self, dtype: str = "int8") -> int:
+    def live_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         return self.live_elements * _check_dtype(dtype)
 
 
@@ -60,8 +63,7 @@ def _layer_cost(layer: Layer) -> tuple[int, int, int, int, int]:
     """(macs, params, weights, biases, elementwise_ops) of one operator."""
     out = _numel(layer.out_shape)
     if layer.op == "conv":
-        spatial_rank = len(layer.out_shape) - 1
-        fan_in = layer.in_channels // layer.groups * layer.kernel ** spatial_rank
+        fan_in = layer.in_channels // layer.groups * layer.taps
         weights = layer.out_channels * fan_in
         # conv without bias + batch norm (scale, shift) in torch; folded conv + bias deployed
         return out * fan_in, weights + 2 * layer.out_channels, weights, layer.out_channels, \
@@ -70,7 +72,7 @@ def _layer_cost(layer: Layer) -> tuple[int, int, int, int, int]:
         weights = layer.in_channels * layer.out_channels
         return weights, weights + layer.out_channels, weights, layer.out_channels, 0
     if layer.op == "maxpool":
-        return 0, 0, 0, 0, out * layer.kernel ** (len(layer.out_shape) - 1)
+        return 0, 0, 0, 0, out * layer.taps
     if layer.op in ("add", "gap"):
         return 0, 0, 0, 0, _numel(layer.in_shape) if layer.op == "gap" else out
     raise ValueError(f"unknown operator {layer.op!r} in layer {layer.name}")
@@ -136,19 +138,19 @@ class NetworkCost:
     def params(self) -> int:
         return sum(l.params for l in self.layers)
 
-    def weight_bytes(self, dtype: str = "int8") -> int:
+    def weight_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         return sum(l.weight_bytes(dtype) for l in self.layers)
 
-    def peak_activation_bytes(self, dtype: str = "int8") -> int:
+    def peak_activation_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         return max(l.live_bytes(dtype) for l in self.layers)
 
-    def activation_traffic_bytes(self, dtype: str = "int8") -> int:
+    def activation_traffic_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         """Bytes of activations read and written once by every operator (inputs + output)."""
         return _check_dtype(dtype) * sum(
             math.prod(c.layer.in_shape) * len(c.layer.inputs) + math.prod(c.layer.out_shape)
             for c in self.layers)
 
-    def memory_bytes(self, dtype: str = "int8") -> int:
+    def memory_bytes(self, dtype: str = DEFAULT_DTYPE) -> int:
         """Weights plus the peak activation arena: the memory objective."""
         return self.weight_bytes(dtype) + self.peak_activation_bytes(dtype)
 
@@ -167,7 +169,7 @@ class NetworkCost:
             out[f"memory_kb_{dtype}"] = self.memory_bytes(dtype) / 1024
         return out
 
-    def table(self, dtype: str = "int8") -> str:
+    def table(self, dtype: str = DEFAULT_DTYPE) -> str:
         """Per-layer breakdown: shapes, MACs and their share, weights and the live arena."""
         total_macs, peak = max(self.macs, 1), self.peak_activation_bytes(dtype)
         header = (f"{'layer':<14}{'op':<8}{'in':>16}{'out':>16}{'k/s/g':>10}{'MACs':>12}{'MAC%':>7}"
@@ -177,7 +179,7 @@ class NetworkCost:
             l = c.layer
             rows.append(
                 f"{l.name:<14}{l.op:<8}{'x'.join(map(str, l.in_shape)):>16}"
-                f"{'x'.join(map(str, l.out_shape)):>16}{f'{l.kernel}/{l.stride}/{l.groups}':>10}"
+                f"{'x'.join(map(str, l.out_shape)):>16}{_kernel_text(l):>10}"
                 f"{c.macs:>12,}{100 * c.macs / total_macs:>6.1f}%{c.params:>10,}"
                 f"{c.weight_bytes(dtype) / 1024:>11.2f}{c.live_bytes(dtype) / 1024:>10.2f}"
                 f"{100 * c.live_bytes(dtype) / peak:>7.0f}%")
@@ -187,6 +189,14 @@ class NetworkCost:
                     f"{peak / 1024:.1f} KB = {self.memory_bytes(dtype) / 1024:.1f} KB ({dtype}); "
                     f"front end {self.frontend.macs:,} MACs")
         return "\n".join(rows)
+
+
+def _kernel_text(layer: Layer) -> str:
+    """``kernel/stride/groups`` of a layer, ``3/2/1`` for a square kernel, ``4x10/1x2/1`` else."""
+    def dims(values: tuple[int, ...]) -> str:
+        return str(values[0]) if len(set(values)) <= 1 and values else "x".join(map(str, values))
+
+    return f"{dims(layer.kernel) or 1}/{dims(layer.stride) or 1}/{layer.groups}"
 
 
 @lru_cache(maxsize=4096)

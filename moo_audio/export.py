@@ -4,26 +4,23 @@ The chosen genome is retrained with the problem's data, budget and training seed
 stopping (every epoch of the budget; the best validation epoch is kept), then written as:
 
 * ``model.onnx``: float32, batch 1, input ``logmel`` (the standardised log-mel), output ``logits``;
-* ``model_int8.onnx``: statically quantised by onnxruntime with the settings of
-  :mod:`moo_audio.energy.measure` (QDQ, per-channel int8 weights, uint8 activations, min-max
-  calibration), calibrated on real training clips rather than random inputs;
+* ``model_int8.onnx``: statically quantised as every moo_audio ONNX file is (:mod:`moo_audio.onnx_io`:
+  QDQ, per-channel int8 weights, uint8 activations, min-max calibration), calibrated on real
+  training clips rather than random inputs;
 * ``genome.json``, ``weights.pt`` (the torch state dict), ``preprocessing.json`` (front end and
   standardisation) and ``MODEL_CARD.md``.
 
-Both ONNX files are run by onnxruntime on the test clips and compared with the torch model: the
+Both ONNX files are run by onnxruntime on the validation clips and compared with the torch model: the
 float32 logits must match within ``rtol=1e-3, atol=1e-4`` (else :class:`ExportError`); the int8
-model's agreement with torch and its accuracy are reported in the card.
+model's agreement with torch and its accuracy are reported in the card. The test split is not read
+here: held-out test accuracy is the final evaluation's (``moo-audio evaluate``).
 
-:func:`moo_audio.energy.measure.export_onnx` exports a genome with random weights (what latency
-measurement needs), so the trained module is exported here with the same opset, names and exporter.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +29,13 @@ import numpy as np
 import torch
 
 from moo_audio.costs import network_cost
-from moo_audio.runs import RunError, RunStore, pick, stored_problem
+from moo_audio.data.features import logmel_settings
+from moo_audio.jobs import train_model
+from moo_audio.onnx_io import INPUT_NAME, OUTPUT_NAME, export_float32, quantize_int8, run_logits
+from moo_audio.search import stored_problem
+from moo_audio.selection import pick
+from moo_audio.store import RunError, RunStore
+from moo_audio.training import CurveHistory
 
 FLOAT_RTOL, FLOAT_ATOL = 1e-3, 1e-4
 
@@ -49,64 +52,11 @@ class Exported:
     metrics: dict
 
 
-def export_module(model: torch.nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
-    """A trained module (in eval mode) as a float32 ONNX file, batch 1, the energy package's names."""
-    from moo_audio.energy.measure import INPUT_NAME, OPSET, OUTPUT_NAME
-
-    path = Path(path)
-    example = torch.zeros(1, *input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)   # the input-shape check
-        warnings.simplefilter("ignore", DeprecationWarning)        # the TorchScript exporter
-        torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    return path
-
-
-def quantize_int8(float_path: str | Path, path: str | Path, calibration: np.ndarray) -> Path:
-    """Static int8 quantisation (QDQ) of a float32 ONNX file, calibrated on ``calibration``
-    (``[n, *input_shape]`` float32, fed one example at a time)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from moo_audio.energy.measure import INPUT_NAME
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._batches = iter([{INPUT_NAME: x[None].astype(np.float32)} for x in calibration])
-
-        def get_next(self):
-            return next(self._batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "preprocessed.onnx"
-        quant_pre_process(str(float_path), str(pre))
-        quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
-    return Path(path)
-
-
-def _onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
-    from moo_audio.energy.measure import INPUT_NAME, make_session
-
-    session = make_session(path)
-    return np.concatenate([session.run(None, {INPUT_NAME: xi[None]})[0] for xi in x])
-
-
 def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None = None,
                  out: str | Path | None = None, calibration_examples: int = 64,
                  log: Callable[[str], None] = print) -> Exported:
-    """Retrain the model ``rule`` picks (see :func:`moo_audio.runs.pick`) and export it."""
-    from moo_audio.problem import train_model
-
-    store = RunStore.open(run)
+    """Retrain the model ``rule`` picks (see :func:`moo_audio.selection.pick`) and export it."""
+    store = RunStore.open(run, readonly=True)
     meta = store.meta()
     chosen = pick(store.evaluations(), rule, min_accuracy)
     spec = stored_problem(meta)
@@ -119,56 +69,51 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     if problem.dataset.fingerprint != meta["dataset"]["fingerprint"]:
         raise RunError(f"the data of {spec.path} changed since the run (fingerprint "
                        f"{problem.dataset.fingerprint[:12]}, run {meta['dataset']['fingerprint'][:12]})")
-    from moo_audio.training import CurveHistory
-
-    job = problem.job(genome, stopping=(), history=CurveHistory())
-    model, result = train_model(job)
+    features = problem.features(genome.frontend)
+    model, result = train_model(problem.job(genome, stopping=(), history=CurveHistory()), features)
     if result.failed:
         raise ExportError(f"retraining {chosen.genome_id} failed: {result.failure_reason}")
     model.eval()
-    log(f"retrained: validation accuracy {result.val_accuracy:.3f}, test accuracy "
-        f"{result.test_accuracy:.3f} ({result.epochs} epochs, {result.seconds:.0f} s)")
+    log(f"retrained: validation accuracy {result.val_accuracy:.3f} ({result.epochs} epochs, "
+        f"{result.seconds:.0f} s)")
 
-    features = problem.feature_cache.get(problem.dataset, genome.frontend)
     shape = genome.frontend.input_shape
-    x_test, y_test = features.split("test")
-    x_test = x_test.reshape(len(x_test), *shape).numpy()
+    x_val, y_val = features.split("val")
+    x_val = x_val.reshape(len(x_val), *shape).numpy()
     x_train = features.split("train")[0]
     rng = np.random.default_rng(0)
-    calib = x_train[rng.permutation(len(x_train))[:calibration_examples]].reshape(-1, *shape).numpy()
+    calib = x_train[rng.permutation(len(x_train))[:calibration_examples]].reshape(-1, 1, *shape).numpy()
 
     folder.mkdir(parents=True, exist_ok=True)
-    float_path = export_module(model, shape, folder / "model.onnx")
+    float_path = export_float32(model, shape, folder / "model.onnx")
     int8_path = quantize_int8(float_path, folder / "model_int8.onnx", calib)
     with torch.no_grad():
-        torch_logits = model(torch.from_numpy(x_test)).numpy()
-    float_logits = _onnx_logits(float_path, x_test)
-    int8_logits = _onnx_logits(int8_path, x_test)
+        torch_logits = model(torch.from_numpy(x_val)).numpy()
+    float_logits = run_logits(float_path, x_val)
+    int8_logits = run_logits(int8_path, x_val)
     if not np.allclose(float_logits, torch_logits, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
         raise ExportError(f"{float_path}: onnxruntime logits differ from torch by up to "
                           f"{np.abs(float_logits - torch_logits).max():.3g}")
-    labels = y_test.numpy()
+    labels = y_val.numpy()
     torch_pred = torch_logits.argmax(1)
     metrics = {
-        "val_accuracy": result.val_accuracy, "test_accuracy_torch": result.test_accuracy,
-        "test_accuracy_onnx_float32": float((float_logits.argmax(1) == labels).mean()),
-        "test_accuracy_onnx_int8": float((int8_logits.argmax(1) == labels).mean()),
+        "val_accuracy": result.val_accuracy,
+        "val_accuracy_onnx_float32": float((float_logits.argmax(1) == labels).mean()),
+        "val_accuracy_onnx_int8": float((int8_logits.argmax(1) == labels).mean()),
         "int8_top1_agreement_with_torch": float((int8_logits.argmax(1) == torch_pred).mean()),
         "float32_max_abs_logit_difference": float(np.abs(float_logits - torch_logits).max()),
         "epochs": result.epochs, "train_seconds": result.seconds,
     }
     log(f"ONNX float32 matches torch (max |diff| {metrics['float32_max_abs_logit_difference']:.2g}); "
-        f"int8 test accuracy {metrics['test_accuracy_onnx_int8']:.3f}, top-1 agreement with torch "
+        f"int8 validation accuracy {metrics['val_accuracy_onnx_int8']:.3f}, top-1 agreement with torch "
         f"{metrics['int8_top1_agreement_with_torch']:.3f}")
 
     (folder / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2) + "\n")
     torch.save(model.state_dict(), folder / "weights.pt")
     fe = genome.frontend
     preprocessing = {
-        "input": "logmel", "output": "logits", "input_shape": [1, *shape],
-        "log_mel": {"sample_rate": fe.sample_rate, "clip_ms": fe.clip_ms, "n_fft": fe.n_fft,
-                    "win_length": fe.win_length, "hop_length": fe.hop_length, "n_mels": fe.n_mels,
-                    "center": True, "power": 2.0, "log_offset": 1e-6},
+        "input": INPUT_NAME, "output": OUTPUT_NAME, "input_shape": [1, *shape],
+        "log_mel": {"clip_ms": fe.clip_ms, **logmel_settings(fe)},
         "standardise": {"mean": features.mean, "std": features.std},
         "class_names": features.class_names,
     }
@@ -206,11 +151,11 @@ budget. Exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.
 | | accuracy |
 |---|---|
 | validation (torch, best epoch) | {metrics['val_accuracy']:.3f} |
-| test (torch) | {metrics['test_accuracy_torch']:.3f} |
-| test (ONNX float32) | {metrics['test_accuracy_onnx_float32']:.3f} |
-| test (ONNX int8) | {metrics['test_accuracy_onnx_int8']:.3f} |
+| validation (ONNX float32) | {metrics['val_accuracy_onnx_float32']:.3f} |
+| validation (ONNX int8) | {metrics['val_accuracy_onnx_int8']:.3f} |
 
-int8 top-1 agreement with the torch model on the test clips: {metrics['int8_top1_agreement_with_torch']:.3f}.
+int8 top-1 agreement with the torch model on the validation clips: {metrics['int8_top1_agreement_with_torch']:.3f}.
+Held-out test accuracy, with seeds and intervals, is the final evaluation's: `moo-audio evaluate RUN`.
 ONNX float32 logits match torch within {metrics['float32_max_abs_logit_difference']:.2g}.
 In the search (early-stopped training) this model reached validation error {chosen.error:.3f}.
 

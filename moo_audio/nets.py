@@ -8,12 +8,15 @@ the same builder, costs, training and energy code as any candidate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
-from moo_audio.space import Block, FrontEnd, Genome, _conv_out
+from moo_audio.space import Block, FrontEnd, Genome, _conv_out, per_dim
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,11 @@ class Layer:
     """One operator of a network.
 
     ``op`` is ``conv`` (convolution + folded batch norm, optional ReLU), ``maxpool``, ``add``
-    (residual), ``gap`` (global average pooling) or ``linear``. Shapes exclude the batch.
+    (residual), ``gap`` (global average pooling) or ``linear``. Shapes exclude the batch; ``kernel``
+    and ``stride`` hold one value per spatial dimension (empty for ``add``, ``gap``, ``linear``).
+    Convolutions are "same"-padded: the output has ``ceil(size / stride)`` positions; an odd kernel
+    ``k`` is padded by ``k // 2`` on both sides, an even one as TensorFlow pads it (the odd position
+    of the padding on the far side).
     """
 
     name: str
@@ -30,10 +37,23 @@ class Layer:
     output: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    kernel: int = 1
-    stride: int = 1
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
     groups: int = 1
     relu: bool = False
+
+    @property
+    def taps(self) -> int:
+        """Kernel positions (the product of ``kernel``)."""
+        return math.prod(self.kernel)
+
+    def padding(self) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` zero padding of each spatial dimension ("same" padding)."""
+        out = []
+        for size, k, s, n in zip(self.in_shape[1:], self.kernel, self.stride, self.out_shape[1:]):
+            total = max((n - 1) * s + k - size, 0)
+            out.append((k // 2, k // 2) if k % 2 else (total // 2, total - total // 2))
+        return tuple(out)
 
     @property
     def in_channels(self) -> int:
@@ -70,9 +90,11 @@ class _PlanBuilder:
         self.tensor, self.shape = name, out_shape
         return name
 
-    def conv(self, name: str, out_channels: int, kernel: int, stride: int = 1,
+    def conv(self, name: str, out_channels: int, kernel: int | tuple[int, ...], stride: int | tuple[int, ...] = 1,
              groups: int = 1, relu: bool = True) -> str:
-        spatial = tuple(_conv_out(d, stride) for d in self.shape[1:])
+        rank = len(self.shape) - 1
+        kernel, stride = per_dim(kernel, rank), per_dim(stride, rank)
+        spatial = tuple(_conv_out(d, s) for d, s in zip(self.shape[1:], stride))
         return self.add(name, "conv", (out_channels, *spatial), kernel=kernel, stride=stride,
                         groups=groups, relu=relu)
 
@@ -94,7 +116,8 @@ class _PlanBuilder:
             self.add(f"{name}.add", "add", self.shape, inputs=(x, self.tensor))
         if b.pool:
             spatial = tuple(_conv_out(d, 2) for d in self.shape[1:])
-            self.add(f"{name}.pool", "maxpool", (self.shape[0], *spatial), kernel=2, stride=2)
+            rank = len(spatial)
+            self.add(f"{name}.pool", "maxpool", (self.shape[0], *spatial), kernel=(2,) * rank, stride=(2,) * rank)
 
 
 def plan(genome: Genome) -> LayerPlan:
@@ -116,9 +139,14 @@ def _module(layer: Layer, rank: int) -> nn.Module:
     conv, pool, bn = ((nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d) if rank == 2
                       else (nn.Conv1d, nn.MaxPool1d, nn.BatchNorm1d))
     if layer.op == "conv":
+        padding = layer.padding()
+        even = any(before != after for before, after in padding)
         mods = [conv(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
-                     padding=layer.kernel // 2, groups=layer.groups, bias=False),
-                bn(layer.out_channels)]
+                     padding=0 if even else tuple(before for before, _ in padding), groups=layer.groups,
+                     bias=False), bn(layer.out_channels)]
+        if even:  # uneven "same" padding: torch's padding= pads both sides alike
+            flat = [p for before_after in reversed(padding) for p in before_after]  # last dimension first
+            mods.insert(0, nn.ZeroPad2d(flat) if rank == 2 else nn.ConstantPad1d(tuple(flat), 0.0))
         if layer.relu:
             mods.append(nn.ReLU(inplace=True))
         return nn.Sequential(*mods)
@@ -162,7 +190,7 @@ def build(genome: Genome) -> AudioNet:
     return AudioNet(plan(genome))
 
 
-# ---- MobileNet baselines ------------------------------------------------------------------
+# ---- baselines: the networks a practitioner would otherwise deploy ---------------------------------
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
@@ -172,6 +200,10 @@ _V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
 # MobileNetV2 (Sandler et al. 2018): (expansion t, channels c, repeats n, first stride s).
 _V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# DS-CNN (Zhang et al. 2017, "Hello Edge"; S is MLPerf Tiny's keyword-spotting reference): a 10x4
+# (time x frequency) stem, then depthwise-separable 3x3 blocks, each ``(filters, stem stride (freq,
+# time), strides of the blocks)``; in the (freq, time) layout of the 2-D log-mel the stem is 4x10.
+_DS_CNN = {"s": (64, (2, 2), (1, 1, 1, 1)), "m": (172, (1, 2), (2, 1, 1, 1)), "l": (276, (1, 2), (2, 1, 1, 1, 1))}
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -205,17 +237,48 @@ def mobilenet_v2(width: float = 1.0, frontend: FrontEnd = FrontEnd(), n_classes:
     return Genome(frontend, tuple(blocks), n_classes)
 
 
-BASELINES = {"mobilenet_v1": mobilenet_v1, "mobilenet_v2": mobilenet_v2}
+def ds_cnn(size: str, width: float = 1.0, frontend: FrontEnd | None = None, n_classes: int = 12) -> Genome:
+    """DS-CNN ``s``, ``m`` or ``l`` of "Hello Edge" with a width multiplier (default front end: its own,
+    :func:`ds_cnn_frontend`)."""
+    _check_width(width)
+    filters, stem_stride, strides = _DS_CNN[size]
+    channels = max(8, round(filters * width))
+    blocks = [Block("conv", channels, (4, 10), stem_stride)]
+    blocks += [Block("dsconv", channels, 3, s) for s in strides]
+    return Genome(frontend or ds_cnn_frontend(), tuple(blocks), n_classes)
 
 
-def baseline(name: str, width: float = 1.0, frontend: FrontEnd = FrontEnd(),
-             n_classes: int = 10) -> Genome:
-    """A baseline genome by name (``mobilenet_v1`` or ``mobilenet_v2``)."""
+def ds_cnn_frontend(sample_rate: int = 16000, clip_ms: int = 1000) -> FrontEnd:
+    """DS-CNN's input: 40 ms windows every 20 ms, 10 bands (log-mel here, where the paper and MLPerf
+    Tiny take 10 MFCC of 40 mel bands), so its size and cost are those of the published networks."""
+    return FrontEnd(sample_rate, clip_ms, n_mels=10, win_ms=40, hop_ms=20, representation="2d")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A named baseline network: ``make(width, frontend, n_classes)``; ``frontend(sample_rate,
+    clip_ms)`` is its own input, ``None`` to take the search space's richest 2-D front end."""
+
+    make: Callable[[float, FrontEnd, int], Genome]
+    reference: str
+    frontend: Callable[[int, int], FrontEnd] | None = None
+
+
+BASELINES = {
+    "mobilenet_v1": Baseline(mobilenet_v1, "Howard et al. 2017"),
+    "mobilenet_v2": Baseline(mobilenet_v2, "Sandler et al. 2018"),
+    **{f"ds_cnn_{size}": Baseline(partial(ds_cnn, size), 'Zhang et al. 2017, "Hello Edge"'
+                                  + ("; MLPerf Tiny's keyword-spotting reference" if size == "s" else ""),
+                                  ds_cnn_frontend) for size in _DS_CNN},
+}
+
+
+def baseline(name: str, width: float = 1.0, frontend: FrontEnd | None = None, n_classes: int = 10) -> Genome:
+    """A baseline genome by name (:data:`BASELINES`), on ``frontend`` (default: its own, or the
+    default front end)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)}")
-    return BASELINES[name](width, frontend, n_classes)
-
-
-def with_frontend(genome: Genome, frontend: FrontEnd) -> Genome:
-    """The same body on another front end (e.g. to compare 2-D and 1-D representations)."""
-    return replace(genome, frontend=frontend)
+    entry = BASELINES[name]
+    if frontend is None:
+        frontend = entry.frontend() if entry.frontend is not None else FrontEnd()
+    return entry.make(width, frontend, n_classes)

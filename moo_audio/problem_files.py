@@ -32,19 +32,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from moo_audio.problem import OBJECTIVES, STOPPING_RULES, Constraints
+from moo_audio.algorithms.registry import ALGORITHM_NAMES
+from moo_audio.augment import Augmentation
+from moo_audio.costs import DTYPES
+from moo_audio.nets import BASELINES
+from moo_audio.objectives import OBJECTIVE_NAMES
+from moo_audio.problem import Constraints
 from moo_audio.space import FrontEnd, Genome, SearchSpace
-from moo_audio.training import TrainBudget
+from moo_audio.training import DEFAULT_STOPPING, STOPPING_RULES, TrainBudget
 
-#: ``moo-audio search --algorithm`` names
-ALGORITHMS = ("hybrid", "botorch", "evolution", "pso", "nsga2", "random")
 #: dataset loader options that are paths
 PATH_OPTIONS = ("root", "segments", "ontology")
 #: SearchSpace fields a problem file may set; the rate, classes and clip length come from the dataset
 SPACE_KEYS = tuple(f.name for f in fields(SearchSpace)
                    if f.init and f.name not in ("sample_rate", "n_classes", "clip_ms"))
 ENERGY_MODELS = ("analytic", "forest")
-BASELINE_MODELS = ("mobilenet_v1", "mobilenet_v2")
+#: ``[training]`` keys that are options of AudioNASProblem rather than of TrainBudget
+PROBLEM_OPTIONS = ("threads", "folds")
 _TOP_KEYS = ("name", "description", "seed", "objectives", "dataset", "space", "energy", "constraints",
              "training", "search", "algorithms", "report")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
@@ -59,8 +63,8 @@ class SearchDefaults:
     """``[search]``: what ``moo-audio search`` uses when its options are not given."""
 
     algorithm: str = "evolution"
-    evaluations: int = 40
-    workers: int = 1
+    evaluations: int = 60
+    workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,9 @@ class ProblemSpec:
     search: SearchDefaults
     algorithm_options: Mapping[str, Mapping[str, Any]]
     baselines: tuple[BaselineSpec, ...]
-    threads: int | None = None  # torch threads of each training job (None: AudioNASProblem's default)
-    objectives: tuple[str, ...] = OBJECTIVES
+    #: ``[training]`` options of AudioNASProblem itself (``threads``, ``folds``); absent: its defaults
+    problem_options: Mapping[str, int] = field(default_factory=dict)
+    objectives: tuple[str, ...] = OBJECTIVE_NAMES
     raw_paths: Mapping[str, str] = field(default_factory=dict)  # path option -> text as written
 
     @property
@@ -172,12 +177,12 @@ class ProblemSpec:
         Args:
             dataset: the loaded dataset (default: :meth:`load_dataset`).
             seed: overrides the file's seed.
-            kwargs: passed on (``store``, ``runner``, ``threads``, ``feature_cache``).
+            kwargs: passed on (``store``, ``runner``, ``threads``, ``feature_cache``), over the file's
+                ``[training]`` problem options.
         """
         from moo_audio.problem import AudioNASProblem
 
-        if self.threads is not None:
-            kwargs.setdefault("threads", self.threads)
+        kwargs = {**self.problem_options, **kwargs}
 
         dataset = dataset if dataset is not None else self.load_dataset()
         space = self.space(dataset.sample_rate, dataset.n_classes, dataset.clip_ms)
@@ -187,11 +192,15 @@ class ProblemSpec:
                                seed=self.seed if seed is None else seed, **kwargs)
 
     def baseline_genomes(self, sample_rate: int, n_classes: int, clip_ms: int) -> dict[str, Genome]:
-        """The report's baselines on :meth:`baseline_frontend`, by label."""
+        """The file's baselines by label, each on its own front end (DS-CNN's) or on
+        :meth:`baseline_frontend`."""
         from moo_audio.nets import baseline
 
-        fe = self.baseline_frontend(sample_rate, clip_ms)
-        return {b.label: baseline(b.model, b.width, fe, n_classes) for b in self.baselines}
+        def frontend(name: str) -> FrontEnd:
+            own = BASELINES[name].frontend
+            return own(sample_rate, clip_ms) if own is not None else self.baseline_frontend(sample_rate, clip_ms)
+
+        return {b.label: baseline(b.model, b.width, frontend(b.model), n_classes) for b in self.baselines}
 
     def baseline_frontend(self, sample_rate: int, clip_ms: int) -> FrontEnd:
         """The richest 2-D front end of the space: most mel bins, shortest window and hop."""
@@ -332,9 +341,10 @@ class _Parser:
         seed = self.check_type("seed", data.get("seed", 0), int)
         if seed < 0:
             self.fail("seed", f"must be >= 0, got {seed}")
-        objectives = self.check_type("objectives", data.get("objectives", list(OBJECTIVES)), tuple[str, ...])
-        if objectives != OBJECTIVES:
-            self.fail("objectives", f"AudioNASProblem minimises exactly {list(OBJECTIVES)} in this "
+        objectives = self.check_type("objectives", data.get("objectives", list(OBJECTIVE_NAMES)),
+                                     tuple[str, ...])
+        if objectives != OBJECTIVE_NAMES:
+            self.fail("objectives", f"AudioNASProblem minimises exactly {list(OBJECTIVE_NAMES)} in this "
                                     f"order; got {list(objectives)}")
         dataset_name, dataset_options = self.dataset(self.table(data, "dataset"))
         space = self.dataclass_options(self.table(data, "space"), SearchSpace, SPACE_KEYS, "space")
@@ -344,26 +354,34 @@ class _Parser:
             "constraints"))
         training = dict(self.table(data, "training"))
         budget_keys = [f.name for f in fields(TrainBudget)]
-        self.allowed(training, budget_keys + ["stopping", "threads"], "training")
-        threads = training.pop("threads", None)
-        if threads is not None and (self.check_type("training.threads", threads, int) < 1):
-            self.fail("training.threads", f"must be >= 1, got {threads}")
-        stopping = self.check_type("training.stopping", training.pop("stopping", ["patience", "median"]),
+        self.allowed(training, budget_keys + ["stopping", *PROBLEM_OPTIONS], "training")
+        problem_options = {key: training.pop(key) for key in PROBLEM_OPTIONS if key in training}
+        for key, value in problem_options.items():
+            if self.check_type(f"training.{key}", value, int) < 1:
+                self.fail(f"training.{key}", f"must be >= 1, got {value}")
+        augment = training.pop("augment", None)
+        if augment is not None:
+            if not isinstance(augment, dict):
+                self.fail("training.augment", f"expected a table ([training.augment]), got {_type_name(augment)}")
+            augment = self.build("training.augment", Augmentation, self.dataclass_options(
+                augment, Augmentation, [f.name for f in fields(Augmentation)], "training.augment"))
+        stopping = self.check_type("training.stopping", training.pop("stopping", list(DEFAULT_STOPPING)),
                                    tuple[str, ...])
         for i, rule in enumerate(stopping):
             if rule not in STOPPING_RULES:
                 self.fail(f"training.stopping[{i}]", f"unknown rule {rule!r}; expected one of {STOPPING_RULES}")
-        budget = self.build("training", TrainBudget,
-                            self.dataclass_options(training, TrainBudget, budget_keys, "training"))
+        budget = self.build("training", TrainBudget, {
+            **self.dataclass_options(training, TrainBudget, budget_keys, "training"), "augment": augment})
         search = self.build("search", SearchDefaults, self.dataclass_options(
             self.table(data, "search"), SearchDefaults, [f.name for f in fields(SearchDefaults)], "search"))
-        if search.algorithm not in ALGORITHMS:
-            self.fail("search.algorithm", f"unknown algorithm {search.algorithm!r}; expected one of {ALGORITHMS}")
+        if search.algorithm not in ALGORITHM_NAMES:
+            self.fail("search.algorithm", f"unknown algorithm {search.algorithm!r}; expected one of "
+                                          f"{ALGORITHM_NAMES}")
         for key in ("evaluations", "workers"):
             if getattr(search, key) < 1:
                 self.fail(f"search.{key}", f"must be >= 1, got {getattr(search, key)}")
         algorithms = self.table(data, "algorithms")
-        self.allowed(algorithms, ALGORITHMS, "algorithms")
+        self.allowed(algorithms, ALGORITHM_NAMES, "algorithms")
         for algo, options in algorithms.items():
             if not isinstance(options, dict):
                 self.fail(f"algorithms.{algo}", f"expected a table of options, got {_type_name(options)}")
@@ -371,7 +389,7 @@ class _Parser:
         self.space_check(space)
         return ProblemSpec(self.path, text, name, description, seed, dataset_name, dataset_options,
                            space, energy, constraints, budget, tuple(stopping), search,
-                           {k: dict(v) for k, v in algorithms.items()}, baselines, threads,
+                           {k: dict(v) for k, v in algorithms.items()}, baselines, problem_options,
                            raw_paths=dict(self.raw_paths))
 
     def build(self, where: str, cls: type, options: dict):
@@ -443,8 +461,8 @@ class _Parser:
                 out[key] = self.check_type(f"energy.{key}", table[key], float)
         if "dtype" in table:
             out["dtype"] = self.check_type("energy.dtype", table["dtype"], str)
-            if out["dtype"] not in ("int8", "float32"):
-                self.fail("energy.dtype", f"expected 'int8' or 'float32', got {out['dtype']!r}")
+            if out["dtype"] not in DTYPES:
+                self.fail("energy.dtype", f"expected one of {list(DTYPES)}, got {out['dtype']!r}")
         return out
 
     def baselines(self, table: dict) -> tuple[BaselineSpec, ...]:
@@ -460,8 +478,8 @@ class _Parser:
                 self.fail(key, f"expected a table {{model = ..., width = ...}}, got {_type_name(entry)}")
             self.allowed(entry, ("model", "width"), key)
             model = self.check_type(f"{key}.model", entry.get("model"), str)
-            if model not in BASELINE_MODELS:
-                self.fail(f"{key}.model", f"unknown baseline {model!r}; expected one of {BASELINE_MODELS}")
+            if model not in BASELINES:
+                self.fail(f"{key}.model", f"unknown baseline {model!r}; expected one of {sorted(BASELINES)}")
             width = self.check_type(f"{key}.width", entry.get("width", 1.0), float)
             if not 0 < width <= 4:
                 self.fail(f"{key}.width", f"must be in (0, 4], got {width}")

@@ -6,8 +6,8 @@ Figures (matplotlib, Agg backend), in ``RUN/report/``:
   Pareto set (of the three objectives), the knee and the least-energy model, and the MobileNet
   baselines of the problem file;
 * ``hypervolume.png``: hypervolume of the evaluations so far, in the order the optimizer asked for
-  them (pymoo ``HV`` of error, log energy and log memory, min-max normalised over the run's feasible
-  evaluations, reference point 1.1 in each);
+  them (:func:`moo_audio.objectives.hypervolume_curve`, on the scale of the run's own feasible
+  evaluations);
 * ``layers.png``: per-layer MACs and memory (int8 weights, activation arena while the layer runs) of
   the knee, the least-energy model and the first baseline;
 * ``curves.png``: validation-accuracy learning curves, and the epochs each candidate trained.
@@ -32,26 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from moo_audio.costs import network_cost
-from moo_audio.problem import cheap_values
-from moo_audio.runs import Evaluation, RunError, RunStore, knee, pareto, stored_problem
+from moo_audio.costs import DEFAULT_DTYPE, network_cost
+from moo_audio.objectives import OBJECTIVES, HypervolumeScale, hypervolume_curve
+from moo_audio.problem import Costs, cheap_values
+from moo_audio.search import stored_problem
+from moo_audio.selection import knee, pareto
 from moo_audio.space import Genome
-
-OBJECTIVE_LABELS = ("error (1 - val. accuracy)", "energy per inference (mJ)", "memory (KB, int8)")
+from moo_audio.store import Evaluation, RunError, RunStore
 
 
 @dataclass(frozen=True)
-class BaselineResult:
+class BaselineResult(Costs):
     """A baseline's costs (exact) and, when trained, its accuracies and curve."""
 
     label: str
     genome: Genome
-    energy_mj: float
-    memory_kb: float
-    macs: float
-    params: float
     val_accuracy: float | None = None
-    test_accuracy: float | None = None
     curve: tuple[float, ...] = ()
 
     @property
@@ -60,7 +56,7 @@ class BaselineResult:
 
 
 def _baseline_key(genome: Genome, meta: dict[str, Any], spec) -> str:
-    blob = json.dumps({"genome": genome.to_json(sort_keys=True), "budget": asdict(spec.budget),
+    blob = json.dumps({"genome": genome.key, "budget": asdict(spec.budget),
                        "stopping": list(spec.stopping), "seed": meta["seed"],
                        "dataset": meta["dataset"]["fingerprint"]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -69,8 +65,8 @@ def _baseline_key(genome: Genome, meta: dict[str, Any], spec) -> str:
 def baselines(store: RunStore, train: bool = True, log: Callable[[str], None] = print) -> list[BaselineResult]:
     """The problem file's baselines with exact costs and, trained now or read from the store, errors.
 
-    Untrained baselines are trained in parallel, one process per baseline (up to the number of
-    cores), each on the problem's torch threads.
+    Untrained baselines are trained on the problem file's workers (a local Dask cluster when
+    ``[search] workers > 1``), each on the problem's torch threads.
     """
     meta = store.meta()
     spec = stored_problem(meta)
@@ -78,7 +74,7 @@ def baselines(store: RunStore, train: bool = True, log: Callable[[str], None] = 
     genomes = spec.baseline_genomes(data["sample_rate"], data["n_classes"], data["clip_ms"])
     if not genomes:
         return []
-    energy, memory, macs = cheap_values(list(genomes.values()), spec.energy_model())
+    costs = cheap_values(list(genomes.values()), spec.energy_model())
     keys = {label: _baseline_key(genome, meta, spec) for label, genome in genomes.items()}
     rows = {label: store.baseline(key) for label, key in keys.items()}
     todo = [label for label, row in rows.items() if row is None]
@@ -86,44 +82,40 @@ def baselines(store: RunStore, train: bool = True, log: Callable[[str], None] = 
         rows.update(_train_baselines(store, spec, meta, {label: genomes[label] for label in todo},
                                      {label: keys[label] for label in todo}, log))
     out = []
-    for i, (label, genome) in enumerate(genomes.items()):
+    for c, (label, genome) in zip(costs, genomes.items()):
         row = rows[label]
         trained = row is not None and not row["failed"]
         out.append(BaselineResult(
-            label, genome, float(energy[i]), float(memory[i]), float(macs[i]),
-            float(network_cost(genome).params),
-            row["val_accuracy"] if trained else None, row["test_accuracy"] if trained else None,
-            tuple(row["curve"]) if trained else ()))
+            **vars(c), label=label, genome=genome,
+            val_accuracy=row["val_accuracy"] if trained else None,
+            curve=tuple(row["curve"]) if trained else ()))
     return out
 
 
 def _train_baselines(store: RunStore, spec, meta: dict[str, Any], genomes: dict[str, Genome],
                      keys: dict[str, str], log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Train baselines under the run's budget, rules and seed (no curve history); store the rows."""
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    from moo_audio.problem import evaluation_row, train_job
+    from moo_audio.jobs import evaluation_row
+    from moo_audio.parallel import make_runner
     from moo_audio.training import CurveHistory
 
-    processes = max(1, min(len(genomes), os.cpu_count() or 1))
-    problem = spec.make_problem(seed=meta["seed"])
-    jobs = [problem.job(genome, history=CurveHistory()) for genome in genomes.values()]
-    log(f"training {len(jobs)} baseline(s) under the run's budget ({', '.join(genomes)}) "
-        f"on {processes} process(es) ...")
-    started = time.perf_counter()
-    if processes == 1:
-        results = [train_job(job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(train_job, jobs))
-    rows = {}
-    for (label, genome), result in zip(genomes.items(), results):
-        rows[label] = evaluation_row(result)
-        store.put_baseline(keys[label], label, genome, rows[label])
-        log(f"  {label}: validation accuracy {rows[label]['val_accuracy']:.3f} ({result.epochs} epochs, "
-            f"{result.seconds:.0f} s)")
+    runner = make_runner(min(spec.search.workers, len(genomes)))
+    try:
+        problem = spec.make_problem(seed=meta["seed"], runner=runner)
+        jobs = [problem.job(genome, history=CurveHistory()) for genome in genomes.values()]
+        log(f"training {len(jobs)} baseline(s) under the run's budget ({', '.join(genomes)}) "
+            f"on {runner.workers} worker(s) ...")
+        started = time.perf_counter()
+        rows = {}
+        labels = list(genomes)
+        for i, result, _ in problem.train(jobs):
+            label = labels[i]
+            rows[label] = evaluation_row(result)
+            store.put_baseline(keys[label], label, genomes[label], rows[label])
+            log(f"  {label}: validation accuracy {rows[label]['val_accuracy']:.3f} ({result.epochs} epochs, "
+                f"{result.seconds:.0f} s)")
+    finally:
+        runner.close()
     log(f"  baselines trained in {time.perf_counter() - started:.0f} s; cached in {store.path}")
     return rows
 
@@ -186,8 +178,8 @@ def plot_pareto(evaluations: Sequence[Evaluation], front: Sequence[Evaluation],
                        label=b.label if b.error is not None else f"{b.label} (error not trained)", zorder=4)
             ax.annotate(b.label, (values[x], values[y]), textcoords="offset points", xytext=(6, 4),
                         fontsize=8, color="tab:blue")
-        ax.set_xlabel(OBJECTIVE_LABELS[x])
-        ax.set_ylabel(OBJECTIVE_LABELS[y])
+        ax.set_xlabel(OBJECTIVES[x].label)
+        ax.set_ylabel(OBJECTIVES[y].label)
         for axis, index in (("x", x), ("y", y)):
             if index != 0:  # energy and memory span decades: log scale, labelled as plain numbers
                 getattr(ax, f"set_{axis}scale")("log")
@@ -207,36 +199,18 @@ def plot_pareto(evaluations: Sequence[Evaluation], front: Sequence[Evaluation],
     return path
 
 
-def hypervolume_curve(evaluations: Sequence[Evaluation]) -> np.ndarray:
-    """Hypervolume of the feasible evaluations among the first ``k``, for every ``k``.
-
-    Error is taken as is, energy and memory as logarithms (they span decades, as in the Pareto
-    plot); each is then min-max normalised over the run's feasible evaluations, reference point 1.1.
-    """
-    from pymoo.indicators.hv import HV
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    F = np.array([e.objectives for e in evaluations])
-    F[:, 1:] = np.log10(F[:, 1:])
-    ok = np.array([e.feasible for e in evaluations])
+def run_hypervolume(evaluations: Sequence[Evaluation]) -> np.ndarray:
+    """The hypervolume curve of a run, on the scale of its own feasible evaluations."""
+    F = np.array([e.objectives for e in evaluations]).reshape(-1, len(OBJECTIVES))
+    ok = np.array([e.feasible for e in evaluations], dtype=bool)
     if not ok.any():
         return np.zeros(len(evaluations))
-    lo, hi = F[ok].min(axis=0), F[ok].max(axis=0)
-    N = (F - lo) / np.where(hi > lo, hi - lo, 1.0)
-    indicator = HV(ref_point=np.full(3, 1.1))
-    out, last = np.zeros(len(evaluations)), 0.0
-    for k in range(len(evaluations)):
-        if ok[k]:
-            points = N[: k + 1][ok[: k + 1]]
-            front = points[NonDominatedSorting().do(points, only_non_dominated_front=True)]
-            last = float(indicator(front))
-        out[k] = last
-    return out
+    return hypervolume_curve(F, ok, HypervolumeScale.around(F[ok]))
 
 
 def plot_hypervolume(evaluations: Sequence[Evaluation], path: Path) -> Path:
     plt = _pyplot()
-    hv = hypervolume_curve(evaluations)
+    hv = run_hypervolume(evaluations)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.step(np.arange(1, len(hv) + 1), hv, where="post", c="tab:red", lw=2)
     batches = [i for i in range(1, len(evaluations)) if evaluations[i].batch != evaluations[i - 1].batch]
@@ -244,8 +218,8 @@ def plot_hypervolume(evaluations: Sequence[Evaluation], path: Path) -> Path:
         ax.axvline(i + 0.5, c="0.85", lw=0.8, zorder=0)
     ax.set_xlabel("evaluations, in the order the optimizer asked for them (grey: batch boundaries)")
     ax.set_ylabel("hypervolume (normalised objectives)")
-    ax.set_title(f"Hypervolume over evaluations: final {hv[-1]:.3f}\n(error, log energy, log memory; "
-                 "min-max normalised over the run; reference point 1.1)", fontsize=10)
+    ax.set_title(f"Hypervolume over evaluations: final {hv[-1]:.3f}\n(error, log energy, log memory, "
+                 "on the scale of the run's feasible evaluations)", fontsize=10)
     ax.set_xlim(0.5, len(hv) + 0.5)
     ax.set_ylim(0, max(hv.max() * 1.1, 1e-3))
     ax.grid(True, alpha=0.3)
@@ -269,11 +243,11 @@ def plot_layers(models: dict[str, Genome], path: Path) -> Path:
                          f"({cost.weight_bytes('int8') / 1024:.1f} weights + "
                          f"{cost.peak_activation_bytes('int8') / 1024:.1f} arena)", fontsize=9)
         mac_ax.set_ylabel("MACs per layer (thousands)")
-        mem_ax.bar(x - 0.2, [c.weight_bytes("int8") / 1024 for c in layers], 0.4, label="weights (int8)",
+        mem_ax.bar(x - 0.2, [c.weight_bytes(DEFAULT_DTYPE) / 1024 for c in layers], 0.4, label="weights (int8)",
                    color="tab:green")
-        mem_ax.bar(x + 0.2, [c.live_bytes("int8") / 1024 for c in layers], 0.4,
+        mem_ax.bar(x + 0.2, [c.live_bytes(DEFAULT_DTYPE) / 1024 for c in layers], 0.4,
                    label="activation arena while it runs", color="tab:orange")
-        mem_ax.axhline(cost.peak_activation_bytes("int8") / 1024, c="tab:orange", ls="--", lw=0.8,
+        mem_ax.axhline(cost.peak_activation_bytes(DEFAULT_DTYPE) / 1024, c="tab:orange", ls="--", lw=0.8,
                        label="peak arena")
         mem_ax.set_ylabel("memory per layer (KB)")
         mem_ax.legend(fontsize=8)
@@ -392,10 +366,9 @@ def write_report(run: str | Path, train_baselines: bool = True,
     ]
     pareto_rows = [(e.genome_id, f"{e.error:.3f}", f"{e.energy_mj:.4g}", f"{e.memory_kb:.1f}",
                     f"{e.macs / 1e6:.3g}", f"{e.params:,.0f}", f"{e.val_accuracy:.3f}",
-                    _fmt(e.test_accuracy), e.epochs, e.stop_reason) for e in front]
+                    e.epochs, e.stop_reason) for e in front]
     base_rows = [(b.label, _fmt(b.error), f"{b.energy_mj:.4g}", f"{b.memory_kb:.1f}",
-                  f"{b.macs / 1e6:.3g}", f"{b.params:,.0f}", _fmt(b.val_accuracy), _fmt(b.test_accuracy))
-                 for b in base]
+                  f"{b.macs / 1e6:.3g}", f"{b.params:,.0f}", _fmt(b.val_accuracy)) for b in base]
     picks_html = "".join(
         f"<h3>{html.escape(name)}: {e.genome_id}</h3><p>error {e.error:.3f}, {e.energy_mj:.4g} mJ, "
         f"{e.memory_kb:.1f} KB, {e.macs / 1e6:.3g} M MACs. Export it with "
@@ -417,15 +390,16 @@ img {{ max-width: 100%; border: 1px solid #eee; }} pre {{ font-size: 0.8em; over
 <h1>Run {html.escape(str(run))}</h1>
 {_table(("", ""), summary)}
 <h2>Pareto set ({len(front)} models)</h2>
-<p>error = 1 - validation accuracy (the objective); test accuracy is measured on held-out clips
-the search never used. Memory = int8 weights + peak activation arena.</p>
-{_table(("genome id", "error", "energy mJ", "memory KB", "M MACs", "params", "val acc", "test acc",
+<p>error = 1 - validation accuracy (the objective; the search never reads the test split). Memory
+= int8 weights + peak activation arena. The held-out comparison with baselines, retrained with
+seeds under a fair budget: <code>moo-audio evaluate {html.escape(str(run))}</code>.</p>
+{_table(("genome id", "error", "energy mJ", "memory KB", "M MACs", "params", "val acc",
          "epochs", "stopped by"), pareto_rows)}
 <h2>Baselines</h2>
 <p>On the richest 2-D front end of the space ({html.escape(_frontend_text(base[0].genome) if base else '-')}),
 with the run's energy and cost models; trained under the run's budget, stopping rules and seed
 {'' if train_baselines else '(training disabled with --no-train-baselines; cached results are shown)'}.</p>
-{_table(("baseline", "error", "energy mJ", "memory KB", "M MACs", "params", "val acc", "test acc"), base_rows)}
+{_table(("baseline", "error", "energy mJ", "memory KB", "M MACs", "params", "val acc"), base_rows)}
 <h2>Chosen models</h2>
 {picks_html or '<p>No feasible model yet.</p>'}
 <h2>Figures</h2>

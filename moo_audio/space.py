@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,15 @@ from moo_audio.encoding import UnitCubeEncoder
 
 BLOCK_TYPES = ("conv", "dsconv", "mbconv")
 REPRESENTATIONS = ("2d", "1d")
+#: front-end genes: ``FrontEnd`` field -> the ``SearchSpace`` field listing its choices
+FRONTEND_GENES = {"clip_ms": "clip_ms", "n_mels": "n_mels", "win_ms": "win_ms", "hop_ms": "hop_ms",
+                  "representation": "representations"}
+#: genes of each block slot ``b{i}_<gene>``: ``Block`` field -> the ``SearchSpace`` field listing its
+#: choices, ``None`` for a boolean gene
+BLOCK_GENES = {"type": "block_types", "channels": "channels", "kernel": "kernels", "stride": "strides",
+               "expansion": "expansions", "pool": None, "skip": None}
+#: the ``SearchSpace`` fields that list choices
+CHOICE_FIELDS = (*FRONTEND_GENES.values(), *(f for f in BLOCK_GENES.values() if f is not None))
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,9 @@ class Block:
         type: ``conv`` (plain convolution), ``dsconv`` (depthwise-separable) or ``mbconv``
             (inverted residual: 1x1 expand, depthwise, 1x1 linear project).
         channels: output channels.
-        kernel: kernel size (square for 2-D).
-        stride: stride of the (depthwise) convolution.
+        kernel: kernel size: an integer (square for 2-D), or ``(freq, time)`` for a 2-D rectangle (the
+            first layer of DS-CNN, say; search spaces use square kernels).
+        stride: stride of the (depthwise) convolution: an integer, or ``(freq, time)``.
         expansion: expansion ratio of ``mbconv`` (1 means no expand layer); must be 1 otherwise.
         pool: 2x max pooling after the block.
         skip: residual connection, used only where the block's input and output shapes match.
@@ -115,8 +126,8 @@ class Block:
 
     type: str
     channels: int
-    kernel: int = 3
-    stride: int = 1
+    kernel: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 1
     expansion: int = 1
     pool: bool = False
     skip: bool = False
@@ -124,10 +135,18 @@ class Block:
     def __post_init__(self):
         if self.type not in BLOCK_TYPES:
             raise ValueError(f"unknown block type {self.type!r}; expected one of {BLOCK_TYPES}")
-        for name in ("channels", "kernel", "stride", "expansion"):
+        for name in ("kernel", "stride"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            if isinstance(value, (list, tuple)):
+                if len(value) != 2 or not all(_positive_int(v) for v in value):
+                    raise ValueError(f"block {name} must be a positive integer or two of them "
+                                     f"(freq, time), got {value!r}")
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+            elif not _positive_int(value):
                 raise ValueError(f"block {name} must be a positive integer, got {value!r}")
+        for name in ("channels", "expansion"):
+            if not _positive_int(getattr(self, name)):
+                raise ValueError(f"block {name} must be a positive integer, got {getattr(self, name)!r}")
         if self.type != "mbconv" and self.expansion != 1:
             raise ValueError(f"expansion={self.expansion} is only meaningful for mbconv blocks")
         for name in ("pool", "skip"):
@@ -149,6 +168,9 @@ class Genome:
             raise ValueError("a genome needs at least one block")
         if not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 2:
             raise ValueError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
+        if self.frontend.representation == "1d" and any(
+                isinstance(v, tuple) for b in self.blocks for v in (b.kernel, b.stride)):
+            raise ValueError("a 1-D genome takes integer kernels and strides, not (freq, time) pairs")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,9 +198,27 @@ class Genome:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    @cached_property
+    def key(self) -> str:
+        """The genome's identity: its JSON with sorted keys (equal genomes, equal keys)."""
+        return self.to_json(sort_keys=True)
+
     @classmethod
     def from_json(cls, text: str) -> Genome:
         return cls.from_dict(json.loads(text))
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def per_dim(value: int | tuple[int, ...], rank: int) -> tuple[int, ...]:
+    """A kernel or stride per spatial dimension: an integer repeated, or the given pair (2-D only)."""
+    if isinstance(value, tuple):
+        if len(value) != rank:
+            raise ValueError(f"a {len(value)}-D kernel or stride {value} on a {rank}-D input")
+        return value
+    return (int(value),) * rank
 
 
 def _require_fields(data: Any, fields: Sequence[str], where: str) -> None:
@@ -198,19 +238,6 @@ def _reject_unknown(data: Mapping[str, Any], allowed, where: str) -> None:
 def _conv_out(size: int, stride: int) -> int:
     """Output length of a 'same'-padded convolution or a ceil-mode pooling."""
     return -(-size // stride)
-
-
-def spatial_dims(genome: Genome) -> list[tuple[int, ...]]:
-    """Spatial size after each block (``(freq, time)`` for 2-D, ``(time,)`` for 1-D)."""
-    fe = genome.frontend
-    dims = (fe.n_mels, fe.n_frames) if fe.representation == "2d" else (fe.n_frames,)
-    out = []
-    for b in genome.blocks:
-        dims = tuple(_conv_out(d, b.stride) for d in dims)
-        if b.pool:
-            dims = tuple(_conv_out(d, 2) for d in dims)
-        out.append(dims)
-    return out
 
 
 @dataclass(frozen=True)
@@ -234,8 +261,7 @@ class SearchSpace:
     _encoder: UnitCubeEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        for name in ("clip_ms", "n_mels", "win_ms", "hop_ms", "representations", "block_types",
-                     "channels", "kernels", "strides", "expansions"):
+        for name in CHOICE_FIELDS:
             values = tuple(getattr(self, name))
             if not values:
                 raise ValueError(f"search space: {name} needs at least one value")
@@ -250,8 +276,8 @@ class SearchSpace:
         for r in self.representations:
             if r not in REPRESENTATIONS:
                 raise ValueError(f"search space: unknown representation {r!r}")
-        for name in ("channels", "kernels", "strides", "expansions", "n_mels", "win_ms", "hop_ms", "clip_ms"):
-            if any(int(v) < 1 for v in getattr(self, name)):
+        for name in CHOICE_FIELDS:
+            if name not in ("representations", "block_types") and any(int(v) < 1 for v in getattr(self, name)):
                 raise ValueError(f"search space: {name} must all be positive, got {getattr(self, name)}")
         object.__setattr__(self, "_encoder", UnitCubeEncoder(self.pymoo_vars()))
 
@@ -264,64 +290,49 @@ class SearchSpace:
     # ---- pymoo mixed variables -------------------------------------------------------
     def pymoo_vars(self) -> dict[str, Any]:
         """Variables for pymoo's mixed-variable algorithms (``Problem(vars=...)``)."""
-        v: dict[str, Any] = {
-            "clip_ms": Choice(options=list(self.clip_ms)),
-            "n_mels": Choice(options=list(self.n_mels)),
-            "win_ms": Choice(options=list(self.win_ms)),
-            "hop_ms": Choice(options=list(self.hop_ms)),
-            "representation": Choice(options=list(self.representations)),
-            "n_blocks": Integer(bounds=(self.min_blocks, self.max_blocks)),
-        }
+        v: dict[str, Any] = {gene: Choice(options=list(getattr(self, choices)))
+                             for gene, choices in FRONTEND_GENES.items()}
+        v["n_blocks"] = Integer(bounds=(self.min_blocks, self.max_blocks))
         for i in range(self.max_blocks):
-            v[f"b{i}_type"] = Choice(options=list(self.block_types))
-            v[f"b{i}_channels"] = Choice(options=list(self.channels))
-            v[f"b{i}_kernel"] = Choice(options=list(self.kernels))
-            v[f"b{i}_stride"] = Choice(options=list(self.strides))
-            v[f"b{i}_expansion"] = Choice(options=list(self.expansions))
-            v[f"b{i}_pool"] = Binary()
-            v[f"b{i}_skip"] = Binary()
+            for gene, choices in BLOCK_GENES.items():
+                v[f"b{i}_{gene}"] = Binary() if choices is None else Choice(options=list(getattr(self, choices)))
         return v
 
     @property
     def n_var(self) -> int:
         return self._encoder.n_dims
 
-    @property
-    def variable_names(self) -> list[str]:
-        return list(self._encoder.names)
-
     def to_assignment(self, genome: Genome) -> dict[str, Any]:
-        """Genome -> variable assignment; inactive block slots get canonical defaults."""
+        """Genome -> variable assignment; inactive genes (block slots past the last block, the
+        expansion of a block that is not ``mbconv``) get the first choice, their canonical value."""
         self.check(genome)
-        fe = genome.frontend
-        a: dict[str, Any] = {
-            "clip_ms": fe.clip_ms, "n_mels": fe.n_mels, "win_ms": fe.win_ms,
-            "hop_ms": fe.hop_ms, "representation": fe.representation,
-            "n_blocks": len(genome.blocks),
-        }
-        filler = Block(self.block_types[0], self.channels[0], self.kernels[0], self.strides[0],
-                       1 if self.block_types[0] != "mbconv" else self.expansions[0])
+        a: dict[str, Any] = {gene: getattr(genome.frontend, gene) for gene in FRONTEND_GENES}
+        a["n_blocks"] = len(genome.blocks)
         for i in range(self.max_blocks):
-            b = genome.blocks[i] if i < len(genome.blocks) else filler
-            expansion = b.expansion if b.type == "mbconv" else self.expansions[0]
-            a.update({f"b{i}_type": b.type, f"b{i}_channels": b.channels, f"b{i}_kernel": b.kernel,
-                      f"b{i}_stride": b.stride, f"b{i}_expansion": expansion,
-                      f"b{i}_pool": bool(b.pool), f"b{i}_skip": bool(b.skip)})
+            block = genome.blocks[i] if i < len(genome.blocks) else None
+            for gene, choices in BLOCK_GENES.items():
+                active = block is not None and (gene != "expansion" or block.type == "mbconv")
+                if choices is None:
+                    a[f"b{i}_{gene}"] = bool(getattr(block, gene)) if active else False
+                else:
+                    a[f"b{i}_{gene}"] = getattr(block, gene) if active else getattr(self, choices)[0]
         return a
 
     def from_assignment(self, a: Mapping[str, Any], repair: bool = True) -> Genome:
         """Variable assignment -> genome (repaired to be buildable unless ``repair=False``)."""
-        fe = FrontEnd(self.sample_rate, int(a["clip_ms"]), int(a["n_mels"]), int(a["win_ms"]),
-                      int(a["hop_ms"]), str(a["representation"])) if repair is False else \
-            self._valid_frontend(a)
+        if repair:
+            fe = self._valid_frontend(a)
+        else:
+            fe = FrontEnd(sample_rate=self.sample_rate, **{g: str(a[g]) if g == "representation" else int(a[g])
+                                                           for g in FRONTEND_GENES})
         blocks = []
         for i in range(int(a["n_blocks"])):
-            btype = str(a[f"b{i}_type"])
-            blocks.append(Block(
-                type=btype, channels=int(a[f"b{i}_channels"]), kernel=int(a[f"b{i}_kernel"]),
-                stride=int(a[f"b{i}_stride"]),
-                expansion=int(a[f"b{i}_expansion"]) if btype == "mbconv" else 1,
-                pool=bool(a[f"b{i}_pool"]), skip=bool(a[f"b{i}_skip"])))
+            genes = {g: a[f"b{i}_{g}"] for g in BLOCK_GENES}
+            btype = str(genes.pop("type"))
+            values = {g: bool(v) if BLOCK_GENES[g] is None else int(v) for g, v in genes.items()}
+            if btype != "mbconv":
+                values["expansion"] = 1
+            blocks.append(Block(type=btype, **values))
         genome = Genome(fe, tuple(blocks), self.n_classes)
         return self.repair(genome) if repair else genome
 
@@ -350,21 +361,19 @@ class SearchSpace:
             raise ValueError(f"genome has {genome.n_classes} classes, the space {self.n_classes}")
         if fe.sample_rate != self.sample_rate:
             raise ValueError(f"genome sample rate {fe.sample_rate} Hz, the space {self.sample_rate} Hz")
-        for name, allowed in (("clip_ms", self.clip_ms), ("n_mels", self.n_mels),
-                              ("win_ms", self.win_ms), ("hop_ms", self.hop_ms),
-                              ("representation", self.representations)):
-            if getattr(fe, name) not in allowed:
-                raise ValueError(f"front end {name}={getattr(fe, name)!r} is not one of {list(allowed)}")
+        for gene, choices in FRONTEND_GENES.items():
+            if getattr(fe, gene) not in getattr(self, choices):
+                raise ValueError(f"front end {gene}={getattr(fe, gene)!r} is not one of {list(getattr(self, choices))}")
         if not self.min_blocks <= len(genome.blocks) <= self.max_blocks:
             raise ValueError(f"{len(genome.blocks)} blocks, the space allows "
                              f"{self.min_blocks}..{self.max_blocks}")
         for i, b in enumerate(genome.blocks):
-            for name, allowed in (("type", self.block_types), ("channels", self.channels),
-                                  ("kernel", self.kernels), ("stride", self.strides)):
-                if getattr(b, name) not in allowed:
-                    raise ValueError(f"block {i} {name}={getattr(b, name)!r} is not one of {list(allowed)}")
-            if b.type == "mbconv" and b.expansion not in self.expansions:
-                raise ValueError(f"block {i} expansion={b.expansion} is not one of {list(self.expansions)}")
+            for gene, choices in BLOCK_GENES.items():
+                if choices is None or (gene == "expansion" and b.type != "mbconv"):
+                    continue
+                if getattr(b, gene) not in getattr(self, choices):
+                    raise ValueError(f"block {i} {gene}={getattr(b, gene)!r} is not one of "
+                                     f"{list(getattr(self, choices))}")
 
     def repair(self, genome: Genome) -> Genome:
         """Make a genome buildable and canonical.
@@ -379,7 +388,7 @@ class SearchSpace:
         for b in genome.blocks:
             if all(d == 1 for d in size):
                 b = replace(b, stride=min_stride, pool=False)
-            size = [_conv_out(d, b.stride) for d in size]
+            size = [_conv_out(d, s) for d, s in zip(size, per_dim(b.stride, len(size)))]
             if b.pool and all(d == 1 for d in size):
                 b = replace(b, pool=False)
             if b.pool:

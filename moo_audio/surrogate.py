@@ -30,7 +30,8 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from moo_audio.energy import AnalyticEnergyModel, EnergyModel
 from moo_audio.energy.features import feature_matrix
-from moo_audio.problem import OBJECTIVES, Constraints, cheap_values
+from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
+from moo_audio.problem import Constraints, cheap_values, cost_columns
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
 #: tables shipped with the package, by name
@@ -115,7 +116,7 @@ class SurrogateAudioNASProblem(Problem):
         seed: seed of the forest and of the cross-validation split.
     """
 
-    cheap_objectives = (1, 2)
+    cheap_objectives = CHEAP_OBJECTIVES
 
     def __init__(self, table: str | os.PathLike | SurrogateTable = "builtin",
                  energy_model: EnergyModel | None = None, constraints: Constraints | None = None,
@@ -148,12 +149,13 @@ class SurrogateAudioNASProblem(Problem):
 
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""
-        energy, memory, _ = cheap_values(self.space.from_x(X), self.energy_model)
-        return np.column_stack([energy, memory])
+        columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
+        return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
 
     def _evaluate(self, X, out, *args, **kwargs):
         genomes = self.space.from_x(X)
-        energy, memory, macs = cheap_values(genomes, self.energy_model)
+        columns = cost_columns(cheap_values(genomes, self.energy_model))
+        energy, memory, macs = columns["energy_mj"], columns["memory_kb"], columns["macs"]
         error = self.predict_error(genomes)
         skipped = np.array([any(v > 0 for v in self.constraints.cheap_violations(e, m, c).values())
                             for e, m, c in zip(energy, memory, macs)], dtype=bool)
@@ -162,5 +164,5 @@ class SurrogateAudioNASProblem(Problem):
         g = self.constraints.values(1.0 - error, energy, memory, macs)
         if g:
             out["G"] = np.column_stack(list(g.values()))
-        out["macs"], out["memory_kb"], out["energy_mj"] = macs, memory, energy
+        out.update(columns)
         out["val_accuracy"] = 1.0 - error

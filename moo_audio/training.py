@@ -20,12 +20,14 @@ import statistics
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from moo_audio.augment import Augmentation
 
 
 def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
@@ -48,14 +50,17 @@ class TrainBudget:
         lr: peak learning rate of the one-cycle schedule.
         weight_decay: AdamW decoupled weight decay.
         label_smoothing: cross-entropy label smoothing, in ``[0, 1)``.
+        augment: on-the-fly augmentation of the training batches (:class:`~moo_audio.augment.Augmentation`:
+            time shift, background noise, SpecAugment masks); ``None``: none.
     """
 
-    max_epochs: int = 30
+    max_epochs: int = 15
     max_seconds: float | None = None
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
+    augment: Augmentation | None = None
 
     def __post_init__(self) -> None:
         _check_int("TrainBudget", "max_epochs", self.max_epochs, 1)
@@ -68,6 +73,8 @@ class TrainBudget:
             raise ValueError(f"TrainBudget: weight_decay must be finite and >= 0, got {self.weight_decay!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"TrainBudget: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.augment is not None and not isinstance(self.augment, Augmentation):
+            raise ValueError(f"TrainBudget: augment must be an Augmentation or None, got {self.augment!r}")
 
 
 @dataclass
@@ -152,7 +159,8 @@ class TrainResult:
 
     ``curve`` and ``train_loss`` hold one value per completed epoch and ``epochs`` their count. A
     failed candidate has ``failed=True``, ``stop_reason="failed"``, a ``failure_reason`` and NaN
-    accuracies.
+    accuracies. ``weights`` (the best epoch's state dict) is set only where a job asks to keep them,
+    and is not part of :meth:`to_dict`.
     """
 
     val_accuracy: float
@@ -164,10 +172,16 @@ class TrainResult:
     seconds: float
     failed: bool = False
     failure_reason: str | None = None
+    weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def failure(cls, reason: str, stop_reason: str = "failed") -> TrainResult:
+        """A candidate that trained no epoch (e.g. its worker died, or it was ``skipped``)."""
+        return cls(math.nan, math.nan, [], [], 0, stop_reason, 0.0, failed=True, failure_reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python form (JSON-serialisable; NaN accuracies stay NaN)."""
-        return asdict(self)
+        """Plain-Python form (JSON-serialisable; NaN accuracies stay NaN), without the weights."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights"}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainResult:
@@ -221,10 +235,6 @@ class CurveHistory:
         """The curves as lists, for storage."""
         return [list(c) for c in self._curves]
 
-    @classmethod
-    def from_list(cls, curves: Iterable[Sequence[float]]) -> CurveHistory:
-        """Inverse of :meth:`to_list`."""
-        return cls(curves)
 
 
 class StoppingRule(ABC):
@@ -328,6 +338,30 @@ class SuccessiveHalving(StoppingRule):
         return rank > max(1, (len(others) + 1) // self.eta)
 
 
+#: the rules by name; the median and halving rules compare with the curves of a :class:`CurveHistory`
+_RULES: dict[str, Callable[[CurveHistory], StoppingRule]] = {
+    Patience.name: lambda history: Patience(),
+    MedianStopping.name: MedianStopping,
+    SuccessiveHalving.name: SuccessiveHalving,
+}
+STOPPING_RULES = tuple(_RULES)
+#: the rules a search stops candidates by unless told otherwise
+DEFAULT_STOPPING = (Patience.name, MedianStopping.name)
+
+
+def check_rule_names(names: Sequence[str]) -> None:
+    """``ValueError`` naming any name that is not one of :data:`STOPPING_RULES`."""
+    unknown = [s for s in names if s not in STOPPING_RULES]
+    if unknown:
+        raise ValueError(f"unknown stopping rule(s) {unknown}; expected some of {STOPPING_RULES}")
+
+
+def stopping_rules(names: Sequence[str], history: CurveHistory) -> list[StoppingRule]:
+    """The rules of the given names, comparing with ``history``."""
+    check_rule_names(names)
+    return [_RULES[name](history) for name in names]
+
+
 @dataclass(frozen=True)
 class _Feeder:
     """Feeds index batches of a split to the model in its input shape and checks the logits."""
@@ -337,10 +371,14 @@ class _Feeder:
     device: torch.device
 
     def __call__(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(logits, labels)`` of the examples ``idx`` on the model's device."""
-        logits = model(x[idx].to(self.device).reshape(len(idx), *self.input_shape))
+        """``(logits, labels)`` of the examples ``idx`` on the model's device, ``augment`` ed first."""
+        batch = x[idx].to(self.device)
+        if augment is not None:
+            batch = augment(batch)
+        logits = model(batch.reshape(len(idx), *self.input_shape))
         if logits.ndim != 2 or logits.shape[0] != len(idx) or logits.shape[1] < self.n_classes:
             raise ValueError(
                 f"model must return logits [batch, n_classes >= {self.n_classes}], "
@@ -368,8 +406,9 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     loss_fn: nn.Module,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> float:
-    """One shuffled pass over the training split; the mean training loss.
+    """One shuffled pass over the training split (batches ``augment`` ed); the mean training loss.
 
     Raises:
         _Diverged: the loss is not finite.
@@ -379,7 +418,7 @@ def _train_epoch(
     batches = torch.randperm(n, generator=generator).split(batch_size)[: _train_batch_count(n, batch_size)]
     total, count = torch.zeros((), device=feed.device), 0
     for idx in batches:
-        logits, labels = feed(model, data.x_train, data.y_train, idx)
+        logits, labels = feed(model, data.x_train, data.y_train, idx, augment)
         loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -414,6 +453,15 @@ def _accuracy(
     return correct.item() / len(x)
 
 
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_shape: tuple[int, ...],
+             batch_size: int = 256) -> float:
+    """Top-1 accuracy of a trained classifier on examples ``x`` (in the shape of a split), labels ``y``."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return _accuracy(model, _Feeder(tuple(input_shape), int(y.max()) + 1 if len(y) else 1, device),
+                         x, y, batch_size, "given")
+
+
 def _stop_reason(
     curve: list[float], budget: TrainBudget, rules: Sequence[StoppingRule], elapsed: float
 ) -> str | None:
@@ -443,6 +491,8 @@ def train_candidate(
     rules: Sequence[StoppingRule] = (Patience(),),
     seed: int = 0,
     threads: int | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with early stopping; the model ends restored to its best epoch.
 
@@ -464,6 +514,10 @@ def train_candidate(
         seed: seeds shuffling, dropout and any other torch randomness during training; the caller's
             global torch RNG state is restored afterwards.
         threads: ``torch.set_num_threads`` for the duration of the call (restored afterwards).
+        on_epoch: called after each epoch with the epoch (from 1) and its validation accuracy
+            (e.g. to show progress).
+        augment: applied to every training batch of inputs ``[B, *features]`` (e.g. a
+            :class:`~moo_audio.augment.FeatureAugmenter`); evaluation batches are never augmented.
 
     Raises:
         ValueError: ``input_shape`` does not match the data, the model has no trainable parameters
@@ -495,7 +549,7 @@ def train_candidate(
             torch.set_num_threads(threads)
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            return _fit(model, params, data, feed, budget, rules, seed, start)
+            return _fit(model, params, data, feed, budget, rules, seed, start, on_epoch, augment)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -509,6 +563,8 @@ def _fit(
     rules: Sequence[StoppingRule],
     seed: int,
     start: float,
+    on_epoch: Callable[[int, float], None] | None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> TrainResult:
     """The training loop of :func:`train_candidate`, after validation and RNG/thread setup."""
     optimizer = torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay)
@@ -528,11 +584,13 @@ def _fit(
         while stop_reason is None:
             epoch += 1
             loss = _train_epoch(
-                model, feed, data, budget.batch_size, generator, optimizer, scheduler, loss_fn
+                model, feed, data, budget.batch_size, generator, optimizer, scheduler, loss_fn, augment
             )
             accuracy = _accuracy(model, feed, data.x_val, data.y_val, budget.batch_size, "val")
             train_loss.append(loss)
             curve.append(accuracy)
+            if on_epoch is not None:
+                on_epoch(epoch, accuracy)
             if accuracy > max(curve[:-1], default=-math.inf):
                 best_state = copy.deepcopy(model.state_dict())
             stop_reason = _stop_reason(curve, budget, rules, time.perf_counter() - start)

@@ -26,7 +26,7 @@ from moo_audio.algorithms import (
     HybridSearch,
     RandomSearch,
     RegularizedEvolution,
-    SwarmEvolution,
+    SwarmMutation,
 )
 from moo_audio.algorithms._space import UnitCube, row_keys
 
@@ -137,10 +137,11 @@ def all_algorithms():
     return [
         pytest.param(lambda: RandomSearch(batch_size=4), id="random"),
         pytest.param(lambda: RegularizedEvolution(pop_size=6, sample_size=3, n_offsprings=2), id="evolution"),
-        pytest.param(lambda: MOPSO(pop_size=6), id="mopso"),
-        pytest.param(small_bo, id="bo"),
-        pytest.param(lambda: HybridSearch(bo=small_bo(), evolution=SwarmEvolution(pop_size=6, sample_size=3),
-                                          switch_at=8, stall_iters=None), id="hybrid"),
+        pytest.param(lambda: MOPSO(pop_size=6), id="pso"),
+        pytest.param(small_bo, id="botorch"),
+        pytest.param(lambda: HybridSearch(
+            bo=small_bo(), evolution=RegularizedEvolution(pop_size=6, sample_size=3, mutation=SwarmMutation()),
+            switch_at=8, stall_iters=None), id="hybrid"),
     ]
 
 
@@ -349,9 +350,9 @@ from algorithms_smoke import run as benchmark_run  # noqa: E402 (the benchmarks 
 #: Margins are about half of the smaller of the two (MOPSO on ZDT1 with two seeds: 2%).
 MARGINS_VS_RANDOM = {
     ("evolution", "zdt1"): 0.03, ("evolution", "dtlz2"): 0.35,
-    ("mopso", "zdt1"): 0.015, ("mopso", "dtlz2"): 0.4,
+    ("pso", "zdt1"): 0.015, ("pso", "dtlz2"): 0.4,
     ("hybrid", "zdt1"): 0.1, ("hybrid", "dtlz2"): 0.45,
-    ("bo", "zdt1"): 0.11, ("bo", "dtlz2"): 1.2,
+    ("botorch", "zdt1"): 0.11, ("botorch", "dtlz2"): 1.2,
 }
 #: BO's median HV after 60 evaluations >= (1 + margin) * NSGA-II's; measured ZDT1 +22% / +22%,
 #: DTLZ2 +426% / +206% (seeds 0-1 / 0-4)
@@ -376,13 +377,13 @@ def check_against_random(algorithm: str, problem: str, seeds) -> None:
 
 
 def check_bo_against_nsga2(problem: str, seeds, n_evals: int) -> None:
-    bo = median_hv("bo", problem, seeds, n_evals, first_60=True)
+    bo = median_hv("botorch", problem, seeds, n_evals, first_60=True)
     nsga2 = median_hv("nsga2", problem, seeds, 60)
     assert bo >= (1 + MARGINS_BO_VS_NSGA2[problem]) * nsga2, (bo, nsga2)
 
 
 @pytest.mark.parametrize("problem", ["zdt1", "dtlz2"])
-@pytest.mark.parametrize("algorithm", ["evolution", "mopso", "hybrid"])
+@pytest.mark.parametrize("algorithm", ["evolution", "pso", "hybrid"])
 def test_beats_random_search_two_seeds(algorithm, problem):
     check_against_random(algorithm, problem, seeds=(0, 1))
 
@@ -391,14 +392,14 @@ def test_bo_beats_random_search_and_nsga2_on_zdt1_two_seeds():
     # a 60-evaluation run keeps this unmarked: hypervolume never decreases with more evaluations, so
     # beating random search's 100-evaluation median at 60 implies beating it at 100
     seeds = (0, 1)
-    bo, random = median_hv("bo", "zdt1", seeds, 60), median_hv("random", "zdt1", seeds, 100)
-    assert bo >= (1 + MARGINS_VS_RANDOM[("bo", "zdt1")]) * random, (bo, random)
+    bo, random = median_hv("botorch", "zdt1", seeds, 60), median_hv("random", "zdt1", seeds, 100)
+    assert bo >= (1 + MARGINS_VS_RANDOM[("botorch", "zdt1")]) * random, (bo, random)
     check_bo_against_nsga2("zdt1", seeds, n_evals=60)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", ["zdt1", "dtlz2"])
-@pytest.mark.parametrize("algorithm", ["evolution", "mopso", "hybrid", "bo"])
+@pytest.mark.parametrize("algorithm", ["evolution", "pso", "hybrid", "botorch"])
 def test_beats_random_search_five_seeds(algorithm, problem):
     check_against_random(algorithm, problem, seeds=range(5))
 

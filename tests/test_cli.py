@@ -5,10 +5,17 @@ from pathlib import Path
 
 import pytest
 
+from moo_audio.algorithms.registry import (
+    ALGORITHM_NAMES,
+    ALGORITHMS,
+    AlgorithmEntry,
+    AlgorithmError,
+    algorithm_class,
+    make_algorithm,
+)
 from moo_audio.cli import main
 from moo_audio.problem import Constraints
 from moo_audio.problem_files import ProblemFileError, available_problems, load_problem, parse_problem
-from moo_audio.runs import RunError, algorithm_class, make_algorithm
 from moo_audio.training import TrainBudget
 
 SHIPPED = ("builtin", "fsdd", "esc50", "speech_commands", "audioset")
@@ -136,19 +143,17 @@ def test_paths_expand_variables_and_resolve_relative_to_the_file(tmp_path, monke
 
 
 def test_algorithm_options_are_checked():
-    with pytest.raises(RunError, match="algorithms.evolution.pop_sise: RegularizedEvolution has no option"):
+    with pytest.raises(AlgorithmError, match="algorithms.evolution.pop_sise: RegularizedEvolution has no option"):
         make_algorithm("evolution", {"pop_sise": 4}, "f.toml: algorithms.evolution")
     assert make_algorithm("evolution", {"pop_size": 4, "sample_size": 2}).pop_size == 4
     assert make_algorithm("nsga2", {"pop_size": 6}).pop_size == 6
 
 
 def test_every_algorithm_name_resolves_and_a_missing_one_is_a_clear_error(monkeypatch):
-    import moo_audio.runs
-
-    for name in ("hybrid", "botorch", "evolution", "pso", "nsga2", "random"):
+    for name in ALGORITHM_NAMES:
         assert isinstance(algorithm_class(name), type)
-    monkeypatch.setitem(moo_audio.runs._CLASSES, "hybrid", "NoSuchSearch")  # as before it was written
-    with pytest.raises(RunError, match="algorithm 'hybrid' is not available .*no NoSuchSearch"):
+    monkeypatch.setitem(ALGORITHMS, "hybrid", AlgorithmEntry("moo_audio.algorithms.hybrid", "NoSuchSearch"))
+    with pytest.raises(AlgorithmError, match="algorithm 'hybrid' is not available .*NoSuchSearch"):
         algorithm_class("hybrid")
 
 

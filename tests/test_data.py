@@ -33,6 +33,7 @@ from moo_audio.data import (
     read_clip,
     stratified_split,
 )
+from moo_audio.data.dataset import SPLITS
 from moo_audio.space import FrontEnd
 
 SR = 8000
@@ -518,6 +519,80 @@ def test_speech_commands_validation(tmp_path):
     (tmp_path / "testing_list.txt").unlink()
     with pytest.raises(FileNotFoundError, match="testing_list.txt"):
         load_speech_commands(tmp_path)
+
+
+def make_speech_commands_12(root: Path) -> None:
+    """The layout of the 12-class test set: two keywords, _unknown_, _silence_, _background_noise_."""
+    for w, word in enumerate(("yes", "no")):
+        for spk in range(6):
+            for n in range(2):
+                write_wav(root / word / f"{spk:08x}_nohash_{n}.wav", tone(300 + 200 * w + 5 * spk))
+    for spk in range(6):
+        write_wav(root / "_unknown_" / f"bed_{spk:08x}_nohash_0.wav.wav", tone(900 + 5 * spk))
+    rng = np.random.default_rng(0)
+    for n in range(5):
+        write_wav(root / "_silence_" / f"{n}.wav", rng.normal(0, 0.05, SR // 4))
+    write_wav(root / "_background_noise_" / "pink.wav", rng.normal(0, 0.1, SR))
+
+
+def test_speech_commands_12_class_layout_split_by_speaker(tmp_path):
+    make_speech_commands_12(tmp_path)
+    ds = load_speech_commands(tmp_path, sample_rate=SR, clip_ms=CLIP_MS, words=["yes", "no"], fold_unknown=True,
+                              silence=True, split="speaker", val_fraction=0.2, test_fraction=0.2, seed=3)
+    assert ds.class_names == ["yes", "no", "_unknown_", "_silence_"]
+    assert_split_contract(ds)
+    assert np.bincount(ds.labels.numpy()).tolist() == [12, 12, 6, 5]
+    speakers = {s: set(ds.groups[ds.splits[s]]) - {""} for s in SPLITS}
+    assert all(speakers[a].isdisjoint(speakers[b]) for a in SPLITS for b in SPLITS if a < b)
+    assert len(speakers["val"]) == len(speakers["test"]) == 1  # 20% of 6 speakers
+    assert set(ds.groups[ds.labels.numpy() == 3]) == {""}  # silence has no speaker
+    assert ds.noise.shape == (7, SR * CLIP_MS // 1000)  # 1 s of noise in half-overlapping 250 ms segments
+    again = load_speech_commands(tmp_path, sample_rate=SR, clip_ms=CLIP_MS, words=["yes", "no"], fold_unknown=True,
+                                 silence=True, split="speaker", val_fraction=0.2, test_fraction=0.2, seed=3)
+    assert again.fingerprint == ds.fingerprint
+    with pytest.raises(FileNotFoundError, match="split='speaker'.*validation_list.txt"):
+        load_speech_commands(tmp_path, sample_rate=SR, clip_ms=CLIP_MS, words=["yes", "no"])
+
+
+def test_speech_commands_silence_cut_from_background_noise(tmp_path):
+    make_speech_commands(tmp_path)
+    with pytest.warns(SkippedFileWarning):
+        ds = load_speech_commands(tmp_path, sample_rate=SR, clip_ms=CLIP_MS, silence=True)
+    assert ds.class_names[-1] == "_silence_"
+    silence = ds.labels.numpy() == len(ds.class_names) - 1
+    assert silence.sum() == round((len(ds.labels) - silence.sum()) / 4)  # a word class's mean size
+    assert ds.waveforms[torch.from_numpy(silence)].abs().max() > 0
+
+
+def test_speech_commands_download_goes_through_torchaudio(tmp_path, monkeypatch):
+    import torchaudio
+
+    calls = []
+
+    def fake(root, url, download):
+        calls.append((root, url, download))
+        make_speech_commands(Path(root) / "SpeechCommands" / "speech_commands_v0.02")
+
+    monkeypatch.setattr(torchaudio.datasets, "SPEECHCOMMANDS", fake)
+    root = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    with pytest.warns(SkippedFileWarning):
+        ds = load_speech_commands(root, sample_rate=SR, clip_ms=CLIP_MS, download=True)
+    assert calls == [(str(tmp_path), "speech_commands_v0.02", True)] and len(ds.class_names) == 4
+    with pytest.raises(ValueError, match="download=True needs root to end in SpeechCommands"):
+        load_speech_commands(tmp_path / "elsewhere", download=True)
+
+
+def test_real_speech_commands_12_class_test_set():
+    from moo_audio.problem_files import load_problem
+
+    if not (SHARED / "data" / "speech_commands_v2_test").is_dir():
+        pytest.skip(f"the shared Speech Commands test set is not at {SHARED} (set MOO_AUDIO_SHARED)")
+    ds = load_problem("speech_commands_12").load_dataset()
+    assert len(ds.class_names) == 12 and ds.class_names[-2:] == ["_unknown_", "_silence_"]
+    assert len(ds.labels) == 4168 and ds.noise is not None
+    speakers = {s: set(ds.groups[ds.splits[s]]) - {""} for s in SPLITS}
+    assert sum(len(v) for v in speakers.values()) == 197
+    assert all(speakers[a].isdisjoint(speakers[b]) for a in SPLITS for b in SPLITS if a < b)
 
 
 # ---- AudioSet ------------------------------------------------------------------------------------

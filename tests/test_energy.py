@@ -33,10 +33,8 @@ from moo_audio.energy.features import (
 )
 from moo_audio.energy.forest import ForestEnergyModel, accuracy, fit_measurements
 from moo_audio.energy.measure import (
-    INPUT_NAME,
     TimingSettings,
     export_onnx,
-    make_session,
     measure_genomes,
     measure_pareto,
     random_input,
@@ -50,12 +48,13 @@ from moo_audio.energy.profiles import (
     resolve_method,
 )
 from moo_audio.energy.records import Measurement, genome_id, read_measurements, write_measurements
-from moo_audio.nets import baseline, with_frontend
+from moo_audio.nets import BASELINES, WIDTHS, baseline
+from moo_audio.onnx_io import INPUT_NAME, make_session
 from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
 
 TINY = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20),
               (Block("dsconv", 8, 3, 2, pool=True), Block("mbconv", 8, 3, 1, expansion=2, skip=True)))
-TINY_1D = with_frontend(TINY, replace(TINY.frontend, representation="1d"))
+TINY_1D = replace(TINY, frontend=replace(TINY.frontend, representation="1d"))
 FAST = TimingSettings(warmup_s=0.0, min_s=0.01, max_s=0.05, check_every_s=0.01, max_passes=3,
                       min_round_s=0.0)
 PROFILE = PROFILES["host-cpu-core"]
@@ -360,12 +359,14 @@ def test_cli_import_then_fit(bundle, tmp_path, capsys):
 def test_design_is_distinct_deterministic_and_has_baselines():
     genomes = design(40, seed=1)
     assert list(genomes) == list(design(40, seed=1))
-    assert len(genomes) == 48 and len({genome_id(g) for g in genomes.values()}) == 48
+    n = 40 + len(BASELINES) * len(WIDTHS)
+    assert len(genomes) == n and len({genome_id(g) for g in genomes.values()}) == n
     assert genomes["mobilenet_v2_x0.50"] == baseline("mobilenet_v2", 0.5)
+    assert genomes["ds_cnn_s_x1.00"] == baseline("ds_cnn_s", 1.0, n_classes=10)  # on its own front end
     space = SearchSpace()
     for genome in itertools.islice(genomes.values(), 40):
         space.check(genome)
-    assert list(design(0)) == [k for k in genomes if k.startswith("mobilenet")]
+    assert list(design(0)) == [k for k in genomes if k.startswith(tuple(BASELINES))]
 
 
 @pytest.mark.parametrize("genome", [TINY, TINY_1D, baseline("mobilenet_v1", 0.25),
@@ -413,6 +414,35 @@ def test_forest_fit_predict_and_spread(training, base):
     assert np.all(std >= 0) and np.all(mean > 0)
     assert accuracy(energy[50:], mean).r2_log > 0.5  # held out: the forest learnt the trend
     assert model.predict_mj([]).shape == (0,)
+
+
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
+def test_forest_is_a_scikit_learn_estimator(training):
+    """clone, pipelines, cross_val_predict and TransformedTargetRegressor work on it."""
+    from sklearn.base import clone
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    from moo_audio.energy.forest import MATRIX_COLUMNS, GenomeFeatures
+
+    genomes, energy = training
+    model = ForestEnergyModel({"device_profile": "p"}, n_estimators=20, random_state=3)
+    assert clone(model).get_params() == model.get_params() and model.get_params()["n_estimators"] == 20
+    X = GenomeFeatures().fit_transform(genomes)
+    assert X.shape == (len(genomes), len(MATRIX_COLUMNS))
+    assert list(GenomeFeatures().get_feature_names_out()) == list(MATRIX_COLUMNS)
+    direct = clone(model).fit(genomes, energy).predict(genomes)
+    np.testing.assert_allclose(clone(model).fit(X, energy).predict(X), direct)
+    pipeline = make_pipeline(GenomeFeatures(), clone(model)).fit(genomes, energy)
+    np.testing.assert_allclose(pipeline.predict(genomes), direct)
+    cv = cross_val_predict(clone(model), X, energy, cv=KFold(3, shuffle=True, random_state=0))
+    assert cv.shape == energy.shape and accuracy(energy, cv).r2_log > 0.5
+    in_microjoules = TransformedTargetRegressor(clone(model), func=lambda y: 1000 * y,
+                                                inverse_func=lambda y: y / 1000).fit(X, energy)
+    np.testing.assert_allclose(in_microjoules.predict(X), direct, rtol=1e-6)
+    with pytest.raises(ValueError, match=f"GenomeFeatures matrix of {len(MATRIX_COLUMNS)} columns"):
+        clone(model).fit(X[:, :5], energy)
 
 
 def test_operator_terms_add_up_to_the_network_costs():

@@ -9,7 +9,9 @@ from pymoo.optimize import minimize
 
 from moo_audio import AudioNASProblem
 from moo_audio.data import load_dataset
-from moo_audio.problem import Constraints, dask_runner, train_job
+from moo_audio.jobs import train_job
+from moo_audio.parallel import DaskRunner
+from moo_audio.problem import Constraints
 from moo_audio.space import GenomeRepair, GenomeSampling, SearchSpace
 from moo_audio.training import TrainBudget
 
@@ -48,13 +50,13 @@ def test_nsga2_16_evaluations_sequential_and_dask_agree(dataset, tmp_path):
     _check_rows(res, 16)
     assert len(problem._results) >= 8
 
-    runner = dask_runner(n_workers=2)
+    runner = DaskRunner.local(n_workers=2)
     try:
         parallel = _problem(dataset, tmp_path, runner=runner)
         res2 = minimize(parallel, NSGA2(pop_size=8, sampling=GenomeSampling(), repair=GenomeRepair()),
                         ("n_evals", 16), seed=1)
     finally:
-        runner.client.close()
+        runner.close()
     np.testing.assert_allclose(res2.pop.get("F"), res.pop.get("F"))
     assert list(res2.pop.get("genome")) == list(res.pop.get("genome"))
 
@@ -109,17 +111,36 @@ def test_a_job_trains_the_same_in_this_process_and_in_a_dask_worker(dataset, tmp
     change its numbers: this process runs on torch's default thread count, the worker on Dask's."""
     problem = _problem(dataset, tmp_path)
     assert problem.threads == 1
-    job = problem.job(problem.space.sample(1, seed=5)[0])
-    here = train_job(job).to_dict()
-    runner = dask_runner(n_workers=1)
+    genome = problem.space.sample(1, seed=5)[0]
+    job = problem.job(genome)
+    here = train_job(job, problem.features(genome.frontend)).to_dict()
+    runner = DaskRunner.local(n_workers=1)
     try:
-        there = runner.client.submit(train_job, job, pure=False).result().to_dict()
+        ((_, result, worker),) = runner.run([job], [problem.features(genome.frontend)])
+        there = result.to_dict()
     finally:
-        runner.client.close()
-    for key in ("curve", "train_loss", "val_accuracy", "test_accuracy", "epochs", "stop_reason"):
+        runner.close()
+    assert worker and worker.split(":")[1] != str(__import__("os").getpid())  # trained in the worker
+    for key in ("curve", "train_loss", "val_accuracy", "epochs", "stop_reason"):
         assert here[key] == there[key], key
 
 
 def test_threads_must_be_a_positive_integer(dataset, tmp_path):
     with pytest.raises(ValueError, match="threads must be an integer >= 1, got 0"):
         _problem(dataset, tmp_path, threads=0)
+
+
+def test_genome_operators_plug_into_pymoo_algorithms(dataset, tmp_path):
+    """moo_audio's operators are plain pymoo operators: NSGA-II runs on the audio problem with them."""
+    from pymoo.core.population import Population
+
+    from moo_audio.algorithms import OneGeneMutation, SwarmMutation
+
+    problem = _problem(dataset, tmp_path)
+    X = problem.space.to_x(problem.space.sample(6, seed=2))
+    moved = OneGeneMutation().do(problem, Population.new("X", X), random_state=np.random.default_rng(0)).get("X")
+    assert [int(np.sum(~np.isclose(a, b))) for a, b in zip(X, moved)] == [1] * len(X)  # one gene each
+
+    res = minimize(problem, NSGA2(pop_size=4, sampling=GenomeSampling(), mutation=SwarmMutation(pso_prob=0.5),
+                                  repair=GenomeRepair(), eliminate_duplicates=True), ("n_evals", 8), seed=3)
+    assert len(problem.evaluated_keys) >= 8 and np.isfinite(res.F).all()

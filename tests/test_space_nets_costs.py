@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from moo_audio.costs import network_cost
 from moo_audio.nets import WIDTHS, baseline, build, mobilenet_v1, mobilenet_v2, plan
-from moo_audio.space import Block, FrontEnd, Genome, SearchSpace, spatial_dims
+from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
 
 SPACE = SearchSpace()
 GENOMES = SPACE.sample(200, seed=1)
@@ -60,6 +60,15 @@ def test_encode_decode_round_trip_exactly():
         assert x.shape == (SPACE.n_var,) and np.all((0 < x) & (x < 1))
         assert SPACE.decode(x) == genome
         np.testing.assert_array_equal(SPACE.encode(SPACE.decode(x)), x)
+
+
+def spatial_dims(genome: Genome) -> list[tuple[int, ...]]:
+    """Spatial size after each block, from the network's layer plan."""
+    last = {}
+    for layer in plan(genome).layers:
+        if layer.name.startswith("b"):
+            last[layer.name.split(".")[0]] = layer.out_shape[1:]
+    return list(last.values())
 
 
 def test_every_point_of_the_cube_decodes_to_a_valid_genome():

@@ -329,7 +329,7 @@ def test_curve_history_statistics_and_storage():
     np.testing.assert_allclose(history.values_at(2, "mean"), [0.4])
     assert history.values_at(4).size == 0
     assert (
-        CurveHistory.from_list(history.to_list()).to_list() == pickle.loads(pickle.dumps(history)).to_list()
+        CurveHistory(history.to_list()).to_list() == pickle.loads(pickle.dumps(history)).to_list()
     )
     assert len(history) == 2
     with pytest.raises(ValueError, match="non-finite"):

@@ -3,6 +3,7 @@
 Everything runs on a tiny problem (6 clips per class of the built-in data, 2 epochs, 8 evaluations).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import torch
 
 from moo_audio.cli import main
 from moo_audio.report import baselines
-from moo_audio.runs import RunStore
+from moo_audio.store import RunStore
 
 TINY = """
 name = "tiny"
@@ -131,6 +132,64 @@ def test_worker_count_does_not_change_the_evaluations(workdir, reference_run):
     assert rows(run) == rows(reference_run)
 
 
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_search_on_separately_started_dask_processes_loses_nothing(workdir, reference_run, tmp_path):
+    """A scheduler and two workers started as their own processes (`dask scheduler`, `dask worker`):
+    a worker killed mid-search costs nothing but its candidate's retry, a driver killed with -9 is
+    resumed, and every finished evaluation is kept exactly once, the same as an in-process search."""
+    dask = str(Path(sys.executable).parent / "dask")
+    address_file = tmp_path / "scheduler.json"
+    processes = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(address_file), "--port", "0",
+                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for(address_file.exists, 60, "the scheduler")
+        address = json.loads(address_file.read_text())["address"]
+        workers = [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        processes += workers
+        run = tmp_path / "run"
+        driver = subprocess.Popen(_search_command(workdir, run, "--scheduler", address), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, env=os.environ.copy())
+        processes.append(driver)
+
+        def stored() -> int:
+            return RunStore(run, readonly=True).count() if (run / "run.sqlite").exists() else 0
+
+        _wait_for(lambda: stored() >= 2 or driver.poll() is not None, 180, "two evaluations")
+        workers[0].send_signal(signal.SIGKILL)  # the other worker takes over its candidate
+        _wait_for(lambda: stored() >= 4 or driver.poll() is not None, 180, "four evaluations")
+        assert driver.poll() is None, driver.stdout.read().decode()
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        before = {e.key: e for e in RunStore(run, readonly=True).evaluations()}
+        assert 4 <= len(before) < BUDGET
+
+        resumed = subprocess.run(_search_command(workdir, run, "--resume", "--scheduler", address),
+                                 capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert f"the workers of {address}" in resumed.stdout
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    after = RunStore(run, readonly=True).evaluations()
+    assert len(after) == BUDGET and len({e.key for e in after}) == BUDGET and not any(e.failed for e in after)
+    for e in after:
+        if e.key in before:
+            assert (e.id, e.finished_at, e.curve) == (before[e.key].id, before[e.key].finished_at, before[e.key].curve)
+
+    def rows(evaluations):
+        return [(e.key, e.batch, e.position, e.error, e.curve, e.train_loss) for e in evaluations]
+
+    assert rows(after) == rows(RunStore(reference_run, readonly=True).evaluations())
+
+
 def test_resume_refuses_another_algorithm(workdir, reference_run, capsys):
     code = main(["search", "--problem", str(workdir / "tiny.toml"), "--out", str(reference_run),
                  "--algorithm", "random", "--resume"])
@@ -185,7 +244,7 @@ def test_export_writes_onnx_that_matches_torch(reference_run, capsys):
     np.testing.assert_allclose(got["model.onnx"], expected, rtol=1e-3, atol=1e-4)
     assert got["model_int8.onnx"].shape == expected.shape and np.isfinite(got["model_int8.onnx"]).all()
     card = (folder / "MODEL_CARD.md").read_text()
-    for words in ("test (ONNX int8)", "energy per inference", "MACs", "parameters", "Dataset `builtin`",
+    for words in ("validation (ONNX int8)", "energy per inference", "MACs", "parameters", "Dataset `builtin`",
                   "max_epochs"):
         assert words in card
 

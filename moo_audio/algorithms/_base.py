@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from pymoo.core.algorithm import Algorithm
+from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from pymoo.core.sampling import Sampling
 from pymoo.core.survival import split_by_feasibility
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.termination.max_eval import MaximumFunctionCallTermination
@@ -13,6 +16,7 @@ from pymoo.util.display.multi import MultiObjectiveOutput
 from pymoo.util.optimum import filter_optimum
 
 from moo_audio.algorithms._space import UnitCube, row_keys
+from moo_audio.algorithms.operators import CubeSampling
 
 #: tries to turn a duplicate candidate into a new one: one-gene mutations of it, then uniform samples
 _MUTATION_TRIES, _SAMPLE_TRIES = 5, 20
@@ -44,17 +48,23 @@ def rank_and_crowding(problem: Problem, pop: Population, n: int, rng: np.random.
 class UnitCubeAlgorithm(Algorithm):
     """Base of the moo_audio algorithms: they search :class:`UnitCube` and remember every evaluation.
 
+    Args:
+        sampling: pymoo sampling of the first candidates (default :class:`CubeSampling`).
+        repair: a pymoo repair applied to every candidate (default the problem's ``repair``).
+
     Subclasses create candidates as cube points and pass them through :meth:`_novel`, which decodes
     and repairs them, drops points already evaluated, and caps the batch at the remaining
     ``n_evals`` budget. Every individual told to the algorithm is appended to :attr:`evaluated`
     (with its cube point as attribute ``"U"``); :attr:`opt` is the non-dominated feasible subset of it.
     """
 
-    def __init__(self, output=None, **kwargs):
+    def __init__(self, sampling: Sampling | None = None, repair: Repair | None = None, output=None, **kwargs):
         super().__init__(output=output if output is not None else MultiObjectiveOutput(), **kwargs)
+        self.sampling = sampling if sampling is not None else CubeSampling()
+        self.repair = repair
 
     def _setup(self, problem: Problem, **kwargs) -> None:
-        self.space = UnitCube(problem)
+        self.space = UnitCube(problem, self.repair)
         self.evaluated = Population.empty()
         self._seen: set[bytes] = set()
 
@@ -65,6 +75,18 @@ class UnitCubeAlgorithm(Algorithm):
         elif infills is not None:
             self._record(infills)
         return super().advance(infills=infills, **kwargs)
+
+    def _sample(self, n: int) -> np.ndarray:
+        """``n`` cube points from the sampling operator."""
+        return self.space.encode(self.sampling.do(self.problem, n, random_state=self.random_state).get("X"))
+
+    def _mutate(self, U: np.ndarray, mutation: Mutation) -> np.ndarray:
+        """Cube points moved by a (pymoo) mutation operator, which sees this algorithm."""
+        if len(U) == 0:
+            return U
+        pop = Population.new("X", self.space.decode(U))
+        return self.space.encode(mutation.do(self.problem, pop, random_state=self.random_state,
+                                             algorithm=self).get("X"))
 
     def _record(self, pop: Population) -> None:
         mark_failed(pop)

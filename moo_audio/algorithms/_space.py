@@ -8,9 +8,10 @@ Bayesian optimisation, particle swarms and one-gene mutations all move in ``[0, 
 * otherwise a problem with a ``vars`` dict of pymoo ``Real/Integer/Choice/Binary``: decoded with
   :class:`moo_audio.encoding.UnitCubeEncoder`, and ``X`` holds dicts as in pymoo's ``MixedVariableGA``.
 
-A problem's ``repair`` attribute, when it is a pymoo :class:`~pymoo.core.repair.Repair`, is applied to
-every candidate; :meth:`UnitCube.canonical` re-encodes the repaired candidate so an algorithm always
-knows the cube point of what is actually evaluated (and can spot duplicates exactly).
+A repair given to the view (an algorithm's ``repair=``), else the problem's ``repair`` attribute when it
+is a pymoo :class:`~pymoo.core.repair.Repair`, is applied to every candidate;
+:meth:`UnitCube.canonical` re-encodes the repaired candidate so an algorithm always knows the cube
+point of what is actually evaluated (and can spot duplicates exactly).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class UnitCube:
         bounds: ``2 x d`` array, per dimension the smallest and largest canonical value.
     """
 
-    def __init__(self, problem: Problem):
+    def __init__(self, problem: Problem, repair: Repair | None = None):
         self.problem = problem
         xl, xu = getattr(problem, "xl", None), getattr(problem, "xu", None)
         self.ordinal: dict[int, np.ndarray] = {}
@@ -71,7 +72,7 @@ class UnitCube:
                 f"{type(problem).__name__} has neither numeric xl/xu arrays nor a `vars` dict; "
                 "moo_audio algorithms need one of them to build the unit-cube view"
             )
-        repair = getattr(problem, "repair", None)
+        repair = repair if repair is not None else getattr(problem, "repair", None)
         self.repair = repair if isinstance(repair, Repair) else None
         self.bounds = np.array([[0.0] * self.n_dims, [1.0] * self.n_dims])
         for j, values in {**self.ordinal, **self.categorical}.items():

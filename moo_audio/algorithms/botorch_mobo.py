@@ -41,12 +41,15 @@ from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarizat
 from botorch.utils.objective import apply_constraints
 from botorch.utils.sampling import sample_simplex
 from gpytorch.mlls import SumMarginalLogLikelihood
+from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from moo_audio.algorithms._base import UnitCubeAlgorithm
 from moo_audio.algorithms._space import UnitCube, row_keys
+from moo_audio.algorithms.operators import OneGeneMutation, SobolSampling
 
 Acquisition = Literal["qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB"]
 ACQUISITIONS: tuple[str, ...] = ("qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB")
@@ -154,6 +157,8 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         n_candidates: size of the candidate set of the discrete optimiser.
         ucb_beta: exploration weight of ``"rs-UCB"``.
         maxiter_alternating: alternating steps of the continuous optimiser on mixed spaces.
+        sampling: pymoo sampling of the initial design (default :class:`SobolSampling`).
+        mutation: pymoo mutation of the candidate set's local moves (default :class:`OneGeneMutation`).
         partitioning_alpha: BoTorch's approximation level of the hypervolume box decompositions
             (0: exact). With 3 objectives and 100 observations the exact decompositions take about
             half of a qLogNEHVI step; ``0.01`` with ``mc_samples=16`` and ``n_candidates=512`` makes
@@ -175,9 +180,12 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         ucb_beta: float = 0.2,
         maxiter_alternating: int = 8,
         partitioning_alpha: float = 0.0,
+        sampling: Sampling | None = None,
+        mutation: Mutation | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(sampling=sampling if sampling is not None else SobolSampling(), **kwargs)
+        self.mutation = mutation if mutation is not None else OneGeneMutation()
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {ACQUISITIONS}")
         if acqf_optimizer not in ("discrete", "continuous"):
@@ -223,7 +231,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
 
     def _initialize_infill(self) -> Population:
         n = self.n_init if self.n_init is not None else default_n_init(self.space.n_dims)
-        return self._novel(self.space.sobol(n, self.random_state))[0]
+        return self._novel(self._sample(n))[0]
 
     def _infill(self) -> Population:
         q = self._budget(self.q)
@@ -404,7 +412,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         U = np.concatenate([
             self.space.sobol(n - 2 * n_local, rng),
             np.clip(near + rng.normal(0.0, 0.1, near.shape), 0.0, 1.0),
-            self.space.mutate(pareto[rng.integers(len(pareto), size=n_local)], rng),
+            self._mutate(pareto[rng.integers(len(pareto), size=n_local)], self.mutation),
         ])
         _, U = self.space.canonical(U)
         keep, taken = [], set(self._seen)

@@ -12,39 +12,7 @@ from pymoo.termination.max_eval import MaximumFunctionCallTermination
 from moo_audio.algorithms._base import UnitCubeAlgorithm
 from moo_audio.algorithms.botorch_mobo import BoTorchMOBO, default_n_init, inferred_reference_point
 from moo_audio.algorithms.evolution import RegularizedEvolution
-from moo_audio.algorithms.pso import select_leaders, swarm_step
-
-
-class SwarmEvolution(RegularizedEvolution):
-    """Regularized evolution whose mutation is, with probability ``pso_prob``, a particle-swarm step
-    from the parent toward a leader of the non-dominated archive (:func:`select_leaders`), and a
-    one-gene mutation otherwise.
-
-    A child has no velocity or personal best of its own, so the step is the social term of
-    :func:`swarm_step` alone: ``x + c2 r (leader - x)``, each component clamped to ``v_max``.
-
-    Args:
-        pso_prob: probability of a swarm step instead of a one-gene mutation.
-        c2: social coefficient of the swarm step.
-        v_max: bound on each component of the step, in cube units.
-        **kwargs: :class:`RegularizedEvolution` arguments.
-    """
-
-    def __init__(self, pso_prob: float = 0.5, c2: float = 1.5, v_max: float = 0.5, **kwargs):
-        super().__init__(**kwargs)
-        if not 0.0 <= pso_prob <= 1.0:
-            raise ValueError(f"pso_prob must be a probability, got {pso_prob}")
-        self.pso_prob, self.c2, self.v_max = pso_prob, c2, v_max
-
-    def _mutate(self, U: np.ndarray) -> np.ndarray:
-        U = U.copy()
-        swarm = self.random_state.random(len(U)) < self.pso_prob
-        U[~swarm] = self.space.mutate(U[~swarm], self.random_state)
-        if swarm.any():
-            leaders = select_leaders(self.opt, int(swarm.sum()), self.random_state).get("U")
-            U[swarm], _ = swarm_step(U[swarm], np.zeros_like(U[swarm]), U[swarm], leaders, self.random_state,
-                                     w=0.0, c1=0.0, c2=self.c2, v_max=self.v_max)
-        return U
+from moo_audio.algorithms.operators import SwarmMutation
 
 
 class HybridSearch(UnitCubeAlgorithm):
@@ -63,7 +31,8 @@ class HybridSearch(UnitCubeAlgorithm):
 
     Args:
         bo: the first phase; default ``BoTorchMOBO()``.
-        evolution: the second phase; default ``SwarmEvolution()``.
+        evolution: the second phase; default ``RegularizedEvolution(mutation=SwarmMutation())``:
+            evolution whose mutation is, half of the time, a swarm step toward a leader.
         switch_at: when to switch (fraction of the budget, or number of evaluations).
         stall_iters: switch early after this many BO iterations without hypervolume gain (None: never).
     """
@@ -82,7 +51,7 @@ class HybridSearch(UnitCubeAlgorithm):
         if stall_iters is not None and stall_iters < 1:
             raise ValueError(f"stall_iters must be >= 1 or None, got {stall_iters}")
         self.bo = bo if bo is not None else BoTorchMOBO()
-        self.evolution = evolution if evolution is not None else SwarmEvolution()
+        self.evolution = evolution if evolution is not None else RegularizedEvolution(mutation=SwarmMutation())
         self.switch_at, self.stall_iters = switch_at, stall_iters
 
     def _setup(self, problem: Problem, **kwargs) -> None:

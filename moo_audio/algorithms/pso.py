@@ -1,50 +1,24 @@
 """Multi-objective particle swarm optimisation over the unit-cube view.
 
-pymoo's own ``MOPSO_CD`` works in the problem's ``xl/xu`` box only (no mixed variables, no repair,
-no budget capping), hence this implementation on :class:`~moo_audio.algorithms._space.UnitCube`.
+Why not pymoo's ``MOPSO_CD``: it evaluates a first swarm inside ``_setup`` and then samples and
+evaluates a second one in ``_initialize_infill`` (two initial swarms, the first outside ask/tell and
+the ``n_evals`` budget), ignores constraints and the problem's repair, and moves in the ``xl``/``xu``
+box only (no mixed variables). This class keeps the same scheme (crowding-distance leaders, a
+bounded non-dominated archive) on the unit-cube view, built from pymoo's crowding function,
+rank-and-crowding survival and dominance relation, with the swarm move and leader choice shared
+with :class:`~moo_audio.algorithms.operators.SwarmMutation`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
-from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_function
 from pymoo.util.dominator import get_relation
 from pymoo.util.optimum import filter_optimum
 
 from moo_audio.algorithms._base import UnitCubeAlgorithm, rank_and_crowding
-
-
-def select_leaders(archive: Population, n: int, rng: np.random.Generator) -> Population:
-    """``n`` leaders from an archive of non-dominated points: binary tournaments on crowding distance,
-    so particles are drawn to sparse regions of the front (as in MOPSO-CD)."""
-    crowding = get_crowding_function("cd").do(archive.get("F"))
-    a, b = rng.integers(len(archive), size=(2, n))
-    return archive[np.where(crowding[a] >= crowding[b], a, b)]
-
-
-def swarm_step(
-    X: np.ndarray,
-    V: np.ndarray,
-    best: np.ndarray,
-    leaders: np.ndarray,
-    rng: np.random.Generator,
-    w: float,
-    c1: float,
-    c2: float,
-    v_max: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One PSO move in the unit cube: ``v = w v + c1 r1 (best - x) + c2 r2 (leader - x)``, clamped to
-    ``v_max``; positions leaving the cube stop at the wall and their velocity component flips.
-
-    Returns:
-        The new positions and velocities.
-    """
-    r1, r2 = rng.random(X.shape), rng.random(X.shape)
-    V = np.clip(w * V + c1 * r1 * (best - X) + c2 * r2 * (leaders - X), -v_max, v_max)
-    X = X + V
-    outside = (X < 0.0) | (X > 1.0)
-    return np.clip(X, 0.0, 1.0), np.where(outside, -V, V)
+from moo_audio.algorithms.operators import OneGeneMutation, select_leaders, swarm_step
 
 
 class MOPSO(UnitCubeAlgorithm):
@@ -53,7 +27,8 @@ class MOPSO(UnitCubeAlgorithm):
     Particles move with inertia ``w`` toward their personal best (``c1``) and a leader (``c2``) drawn
     from an external archive of non-dominated evaluations, bounded to ``archive_size`` by
     rank-and-crowding truncation and sampled by crowding distance (sparse regions preferred). With
-    probability ``turbulence`` a particle's new position also gets a one-gene mutation. A personal
+    probability ``turbulence`` a particle's new position is also mutated (``mutation``, by default
+    :class:`~moo_audio.algorithms.operators.OneGeneMutation`). A personal
     best is replaced by a new position that dominates it, kept if it dominates the new one, and
     replaced with probability 1/2 otherwise (constraint violation counts first).
 
@@ -64,7 +39,9 @@ class MOPSO(UnitCubeAlgorithm):
         c2: social (leader) coefficient.
         v_max: bound on each velocity component, in cube units.
         archive_size: bound on the leader archive.
-        turbulence: probability of a one-gene mutation per particle and move.
+        turbulence: probability of a mutation per particle and move.
+        sampling, mutation, repair: pymoo operators of the initial swarm, the turbulence and every
+            candidate.
     """
 
     def __init__(
@@ -76,6 +53,7 @@ class MOPSO(UnitCubeAlgorithm):
         v_max: float = 0.5,
         archive_size: int = 100,
         turbulence: float = 0.1,
+        mutation: Mutation | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -85,9 +63,10 @@ class MOPSO(UnitCubeAlgorithm):
             raise ValueError(f"turbulence must be a probability, got {turbulence}")
         self.pop_size, self.w, self.c1, self.c2, self.v_max = pop_size, w, c1, c2, v_max
         self.archive_size, self.turbulence = archive_size, turbulence
+        self.mutation = mutation if mutation is not None else OneGeneMutation()
 
     def _initialize_infill(self) -> Population:
-        pop, _ = self._novel(self.space.sample(self.pop_size, self.random_state))
+        pop, _ = self._novel(self._sample(self.pop_size))
         return pop
 
     def _initialize_advance(self, infills: Population | None = None, **kwargs) -> None:
@@ -102,7 +81,7 @@ class MOPSO(UnitCubeAlgorithm):
             self.random_state, self.w, self.c1, self.c2, self.v_max,
         )
         turbulent = self.random_state.random(len(X)) < self.turbulence
-        X[turbulent] = self.space.mutate(X[turbulent], self.random_state)
+        X[turbulent] = self._mutate(X[turbulent], self.mutation)
         off, rows = self._novel(X)
         off.set("particle", rows)
         self.velocity = V

@@ -8,10 +8,11 @@ from moo_audio.algorithms._base import UnitCubeAlgorithm
 
 
 class RandomSearch(UnitCubeAlgorithm):
-    """Uniform samples of the unit cube, decoded (and repaired) into candidates.
+    """Samples of the unit cube (``sampling``, default uniform), decoded (and repaired) into candidates.
 
     Args:
         batch_size: candidates per iteration.
+        sampling, repair: pymoo operators (see :class:`~moo_audio.algorithms._base.UnitCubeAlgorithm`).
     """
 
     def __init__(self, batch_size: int = 10, **kwargs):
@@ -24,7 +25,7 @@ class RandomSearch(UnitCubeAlgorithm):
         return self._infill()
 
     def _infill(self) -> Population:
-        return self._novel(self.space.sample(self.batch_size, self.random_state))[0]
+        return self._novel(self._sample(self.batch_size))[0]
 
     def _initialize_advance(self, infills=None, **kwargs) -> None:
         self.pop = self.evaluated

@@ -83,7 +83,12 @@ def fit_length(x: torch.Tensor, n_samples: int) -> torch.Tensor:
 
 
 def read_clip(path: str | Path, sample_rate: int, n_samples: int) -> torch.Tensor:
-    """One file -> float32 mono tensor ``[n_samples]`` at ``sample_rate``.
+    """One file -> float32 mono tensor ``[n_samples]`` at ``sample_rate`` (see :func:`read_audio`)."""
+    return fit_length(read_audio(path, sample_rate), n_samples).contiguous()
+
+
+def read_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
+    """One whole file -> float32 mono tensor at ``sample_rate``.
 
     Raises ``ValueError`` naming the file if it is missing, cannot be decoded, has no samples
     or holds NaN/inf samples. A different sample rate is resampled, not an error.
@@ -101,7 +106,7 @@ def read_clip(path: str | Path, sample_rate: int, n_samples: int) -> torch.Tenso
     x = torch.from_numpy(data).mean(dim=1)
     if rate != sample_rate:
         x = torchaudio.functional.resample(x, rate, sample_rate)
-    return fit_length(x, n_samples).contiguous()
+    return x
 
 
 def load_clips(

@@ -33,6 +33,10 @@ class AudioDataset:
         clip_ms: clip length in milliseconds.
         splits: ``"train"``, ``"val"``, ``"test"`` -> sorted, disjoint index arrays.
         fingerprint: hex cache key; ``""`` computes it from the content.
+        groups: the group of each example (e.g. its speaker, ``""`` for none), for group-wise
+            validation folds; ``None`` when the dataset has no groups.
+        noise: background-noise segments ``[S, n_samples]`` at ``sample_rate`` for augmentation
+            (e.g. Speech Commands' ``_background_noise_``); ``None``: none of its own.
 
     Raises ``ValueError`` naming the problem: shapes or dtypes that disagree, NaN/inf samples,
     bad splits, or a class without a training example.
@@ -46,6 +50,8 @@ class AudioDataset:
     clip_ms: int
     splits: dict[str, np.ndarray] = field(repr=False)
     fingerprint: str = ""
+    groups: np.ndarray | None = field(default=None, repr=False)
+    noise: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -57,13 +63,22 @@ class AudioDataset:
             raise ValueError(f"dataset {self.name!r}: duplicate class names in {self.class_names}")
         n = self._check_tensors()
         self.splits = _checked_splits(self.splits, n, self.name)
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=object)
+            if self.groups.shape != (n,):
+                raise ValueError(f"dataset {self.name!r}: {len(self.groups)} groups for {n} examples")
+        if self.noise is not None and (not isinstance(self.noise, torch.Tensor) or self.noise.ndim != 2
+                                       or self.noise.shape[1] != self.n_samples or self.noise.dtype != torch.float32):
+            raise ValueError(f"dataset {self.name!r}: noise must be float32 [segments, {self.n_samples}], "
+                             f"got {_describe(self.noise)}")
         train_counts = np.bincount(self.labels.numpy()[self.splits["train"]], minlength=self.n_classes)
         empty = [self.class_names[c] for c in np.flatnonzero(train_counts == 0)]
         if empty:
             raise ValueError(f"dataset {self.name!r}: class(es) {empty} have no example in the train split")
         if not self.fingerprint:
             self.fingerprint = content_fingerprint(self.name, self.waveforms, self.labels, self.class_names,
-                                                   self.sample_rate, self.clip_ms, self.splits)
+                                                   self.sample_rate, self.clip_ms, self.splits,
+                                                   groups=self.groups, noise=self.noise)
         elif not isinstance(self.fingerprint, str) or not _HEX.fullmatch(self.fingerprint):
             raise ValueError(f"dataset {self.name!r}: fingerprint must be a lowercase hex string, "
                              f"got {self.fingerprint!r}")
@@ -166,8 +181,10 @@ def content_fingerprint(
     clip_ms: int,
     splits: Mapping[str, np.ndarray],
     options: Mapping[str, Any] | None = None,
+    groups: np.ndarray | None = None,
+    noise: torch.Tensor | None = None,
 ) -> str:
-    """Hex digest of a dataset's content, its name and the loader ``options``."""
+    """Hex digest of a dataset's content (groups and noise included), its name and the loader ``options``."""
     h = hashlib.blake2b(digest_size=16)
     meta = {"name": name, "class_names": list(class_names), "sample_rate": int(sample_rate),
             "clip_ms": int(clip_ms), "options": dict(options or {})}
@@ -177,6 +194,10 @@ def content_fingerprint(
     for key in SPLITS:
         h.update(key.encode())
         h.update(np.ascontiguousarray(splits[key], dtype=np.int64).data)
+    if groups is not None:
+        h.update("\0".join(map(str, groups)).encode())
+    if noise is not None:
+        h.update(np.ascontiguousarray(noise.numpy()).data)
     return h.hexdigest()
 
 
@@ -189,8 +210,11 @@ def make_dataset(
     clip_ms: int,
     splits: Mapping[str, np.ndarray],
     options: Mapping[str, Any],
+    groups: np.ndarray | None = None,
+    noise: torch.Tensor | None = None,
 ) -> AudioDataset:
     """A validated :class:`AudioDataset` whose fingerprint also covers the loader ``options``."""
-    key = content_fingerprint(name, waveforms, labels, class_names, sample_rate, clip_ms, splits, options)
+    key = content_fingerprint(name, waveforms, labels, class_names, sample_rate, clip_ms, splits, options,
+                              groups, noise)
     return AudioDataset(name, waveforms, labels, list(class_names), sample_rate, clip_ms,
-                        dict(splits), key)
+                        dict(splits), key, groups, noise)

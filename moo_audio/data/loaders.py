@@ -25,8 +25,11 @@ from moo_audio.data.audio_io import (
     BadFiles,
     check_rate_and_clip,
     load_clips,
+    n_samples_of,
+    read_audio,
     require_dir,
     require_file,
+    torchaudio,
 )
 from moo_audio.data.builtin import builtin_sound_events
 from moo_audio.data.dataset import SPLITS, AudioDataset, make_dataset, stratified_split
@@ -73,20 +76,30 @@ def _build(
     options: Mapping[str, Any],
     split_of: list[str] | None = None,
     seed: int = 0,
+    groups: list[str] | None = None,
+    noise: torch.Tensor | None = None,
+    extra: tuple[torch.Tensor, list[int], list[str]] | None = None,
 ) -> AudioDataset:
     """Decode ``paths`` and assemble the dataset; ``split_of[i]`` names the split of file ``i``
-    (``None``: a stratified 60/20/20 split drawn with ``seed``)."""
+    (``None``: a stratified 60/20/20 split drawn with ``seed``), ``groups[i]`` its group (speaker).
+    ``extra``: clips made rather than read (waveforms, labels, splits), appended, with no group."""
     waveforms, kept = load_clips(paths, sample_rate, clip_ms, bad)
-    if not kept:
+    if not kept and extra is None:
         raise ValueError(f"{name}: none of the {len(paths)} audio file(s) could be decoded")
     y = np.asarray(labels, dtype=np.int64)[kept]
-    if split_of is None:
+    kept_splits = None if split_of is None else np.asarray(split_of, dtype=object)[kept]
+    kept_groups = None if groups is None else np.asarray(groups, dtype=object)[kept]
+    if extra is not None:
+        waveforms = torch.cat([waveforms, extra[0]])
+        y = np.concatenate([y, np.asarray(extra[1], dtype=np.int64)])
+        kept_splits = np.concatenate([kept_splits, np.asarray(extra[2], dtype=object)])
+        kept_groups = None if kept_groups is None else np.concatenate([kept_groups, [""] * len(extra[1])])
+    if kept_splits is None:
         splits = stratified_split(y, seed)
     else:
-        kept_splits = np.asarray(split_of)[kept]
         splits = {s: np.flatnonzero(kept_splits == s) for s in SPLITS}
     return make_dataset(name, waveforms, torch.from_numpy(y), class_names, sample_rate, clip_ms,
-                        splits, options)
+                        splits, options, kept_groups, noise)
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
@@ -192,7 +205,8 @@ def load_fsdd(
             split_of = [assignment[s] for _, _, s in entries]
         options = {"split": split, "val_speakers": val, "test_speakers": test, "seed": seed}
         return _build("fsdd", [p for p, _, _ in entries], [digits.index(d) for _, d, _ in entries],
-                      [str(d) for d in digits], sample_rate, clip_ms, bad, options, split_of, seed)
+                      [str(d) for d in digits], sample_rate, clip_ms, bad, options, split_of, seed,
+                      groups=[s for _, _, s in entries])
 
 
 def _speaker_split(speakers: list[str], val: list[str], test: list[str], seed: int) -> dict[str, str]:
@@ -264,6 +278,10 @@ def load_esc50(
 
 # ---- Speech Commands -----------------------------------------------------------------------------
 UNKNOWN_WORD = "_unknown_"
+SILENCE = "_silence_"
+NOISE_FOLDER = "_background_noise_"
+SPEECH_COMMANDS_SPLITS = ("lists", "speaker")
+_SPEAKER = re.compile(r"(?:^|_)([0-9a-f]{8})_nohash_")
 
 
 def load_speech_commands(
@@ -272,16 +290,49 @@ def load_speech_commands(
     clip_ms: int = 1000,
     words: Sequence[str] | None = None,
     fold_unknown: bool = False,
+    silence: bool = False,
+    split: str = "lists",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    download: bool = False,
     on_error: str = "warn",
 ) -> AudioDataset:
-    """Speech Commands: one folder per word (folders starting with ``_``, such as
-    ``_background_noise_``, are ignored) and ``validation_list.txt`` / ``testing_list.txt`` of
-    ``word/file.wav`` paths; files in neither list train.
+    """Speech Commands, in the release's layout or as the 12-class test set.
 
-    ``words`` keeps a subset (in the given order; default all, sorted); with
-    ``fold_unknown=True`` every other word becomes the class ``_unknown_``.
+    The release: one folder per word, ``validation_list.txt`` / ``testing_list.txt`` of
+    ``word/file.wav`` paths (files in neither train) and ``_background_noise_``. The 12-class test
+    set: folders of the ten keywords, ``_unknown_`` (other words, ``<word>_<speaker>_nohash_<n>.wav``)
+    and ``_silence_`` (1-s cuts of background noise). Folders starting with ``_`` are not words.
+
+    Args:
+        words: the word classes (in this order; default every word folder, sorted).
+        fold_unknown: every other word (and an ``_unknown_`` folder's clips) becomes the class
+            ``_unknown_``.
+        silence: add the class ``_silence_``: the ``_silence_`` folder's clips, or, without one, as many
+            1-s cuts of the background noise at a random level as a word class has on average.
+        split: ``"lists"`` (the release's lists) or ``"speaker"``: a seeded split by speaker (the 8 hex
+            digits before ``_nohash_``), ``val_fraction`` and ``test_fraction`` of the speakers, every
+            clip of a speaker on one side; clips without a speaker (silence) are split at random in the
+            same proportions.
+        download: fetch the release with ``torchaudio.datasets.SPEECHCOMMANDS`` when ``root`` is
+            missing (``root`` must then end in ``SpeechCommands/speech_commands_v0.02``).
+
+    The speaker of each clip is the dataset's group; ``_background_noise_``, cut into clip-length
+    segments, is its noise for augmentation.
     """
     check_rate_and_clip(sample_rate, clip_ms)
+    _check_seed(seed, "speech_commands")
+    if split not in SPEECH_COMMANDS_SPLITS:
+        raise ValueError(f"speech_commands: split must be one of {SPEECH_COMMANDS_SPLITS}, got {split!r}")
+    for option, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < fraction < 1:
+            raise ValueError(f"speech_commands: {option} must be in (0, 1), got {fraction!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError("speech_commands: val_fraction + test_fraction must leave speakers to train on")
+    root = Path(root)
+    if download and not root.is_dir():
+        _download_speech_commands(root)
     bad = BadFiles(on_error)
     root = require_dir(root, "Speech Commands")
     available = [d.name for d in _subfolders(root, (".", "_"))]
@@ -293,36 +344,107 @@ def load_speech_commands(
     if unknown:
         raise ValueError(f"speech_commands: unknown word(s) {unknown}; {root} has {available}")
     others = [w for w in available if w not in chosen]
-    if fold_unknown and not others:
-        raise ValueError("speech_commands: fold_unknown=True needs words to leave out some words")
-    class_names = chosen + ([UNKNOWN_WORD] if fold_unknown else [])
-    used = chosen + (others if fold_unknown else [])
-    listed = {"val": _read_list(root / "validation_list.txt"), "test": _read_list(root / "testing_list.txt")}
-    both = sorted(listed["val"] & listed["test"])
-    if both:
-        raise ValueError(f"speech_commands: {both[:5]} are listed in both validation_list.txt "
-                         "and testing_list.txt")
+    unknown_folder = root / UNKNOWN_WORD
+    if fold_unknown and not others and not unknown_folder.is_dir():
+        raise ValueError("speech_commands: fold_unknown=True needs words to leave out some words "
+                         f"(or an {UNKNOWN_WORD} folder)")
+    class_names = chosen + ([UNKNOWN_WORD] if fold_unknown else []) + ([SILENCE] if silence else [])
+    listed = None
+    if split == "lists":
+        listed = {"val": _read_list(root / "validation_list.txt"), "test": _read_list(root / "testing_list.txt")}
+        both = sorted(listed["val"] & listed["test"])
+        if both:
+            raise ValueError(f"speech_commands: {both[:5]} are listed in both validation_list.txt "
+                             "and testing_list.txt")
+    noise = _noise_segments(root / NOISE_FOLDER, sample_rate, clip_ms, bad)
     with bad:
-        paths, labels, split_of, present = [], [], [], set()
-        for word in used:
-            label = class_names.index(word) if word in chosen else len(chosen)
-            for path in _audio_files(root / word):
-                rel = f"{word}/{path.name}"
-                present.add(rel)
-                paths.append(path)
-                labels.append(label)
-                split_of.append(next((s for s in ("val", "test") if rel in listed[s]), "train"))
-        for split, list_name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
-            for rel in sorted(listed[split] - present):
-                if rel.split("/")[0] in used:
-                    bad.add(f"{root / rel}: listed in {list_name} but missing")
-        options = {"words": chosen, "fold_unknown": bool(fold_unknown)}
-        return _build("speech_commands", paths, labels, class_names, sample_rate, clip_ms, bad,
-                      options, split_of)
+        files: list[tuple[Path, int, str]] = []  # path, label, speaker
+        folders = [(w, root / w) for w in chosen + (others if fold_unknown else [])]
+        if fold_unknown and unknown_folder.is_dir():
+            folders.append((UNKNOWN_WORD, unknown_folder))
+        if silence and (root / SILENCE).is_dir():
+            folders.append((SILENCE, root / SILENCE))
+        for word, folder in folders:
+            label = class_names.index(word) if word in class_names else class_names.index(UNKNOWN_WORD)
+            for path in _audio_files(folder):
+                match = _SPEAKER.search(path.name)
+                files.append((path, label, match[1] if match else ""))
+        if listed is not None:
+            present = {f"{p.parent.name}/{p.name}" for p, _, _ in files}
+            for name, list_name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
+                for rel in sorted(listed[name] - present):
+                    if rel.split("/")[0] in chosen + (others if fold_unknown else []):
+                        bad.add(f"{root / rel}: listed in {list_name} but missing")
+        extra = None
+        if silence and not (root / SILENCE).is_dir():
+            if noise is None:
+                raise ValueError(f"speech_commands: silence=True needs a {SILENCE} or {NOISE_FOLDER} folder in {root}")
+            n_silence = max(1, round(len(files) / max(1, len(class_names) - 1)))
+            extra = (_silence_clips(noise, n_silence, seed), [class_names.index(SILENCE)] * n_silence)
+        speakers = [s for _, _, s in files]
+        rng = np.random.default_rng(seed)
+        if listed is not None:
+            split_of = [next((s for s in ("val", "test") if f"{p.parent.name}/{p.name}" in listed[s]), "train")
+                        for p, _, _ in files]
+        else:
+            split_of = _split_speakers(speakers, val_fraction, test_fraction, rng)
+        if extra is not None:
+            extra = (*extra, _split_speakers([""] * len(extra[1]), val_fraction, test_fraction, rng))
+        options = {"words": chosen, "fold_unknown": bool(fold_unknown), "silence": bool(silence), "split": split,
+                   "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
+        return _build("speech_commands", [p for p, _, _ in files], [lab for _, lab, _ in files], class_names,
+                      sample_rate, clip_ms, bad, options, split_of, groups=speakers, noise=noise, extra=extra)
+
+
+def _split_speakers(speakers: Sequence[str], val_fraction: float, test_fraction: float,
+                    rng: np.random.Generator) -> list[str]:
+    """The split of each clip: speakers shuffled and cut by the fractions (every clip of a speaker
+    on one side); clips without a speaker (``""``) drawn at random in the same proportions."""
+    named = sorted({s for s in speakers if s})
+    order = [str(s) for s in rng.permutation(named)] if named else []
+    n_val, n_test = round(val_fraction * len(order)), round(test_fraction * len(order))
+    side = {s: "val" for s in order[:n_val]} | {s: "test" for s in order[n_val:n_val + n_test]}
+    draws = rng.random(len(speakers))
+    return [side.get(s, "train") if s else
+            "val" if u < val_fraction else "test" if u < val_fraction + test_fraction else "train"
+            for s, u in zip(speakers, draws)]
+
+
+def _noise_segments(folder: Path, sample_rate: int, clip_ms: int, bad: BadFiles) -> torch.Tensor | None:
+    """Clip-length segments (half-overlapping) of every noise recording in ``folder``, or ``None``."""
+    if not folder.is_dir():
+        return None
+    n = n_samples_of(sample_rate, clip_ms)
+    segments = []
+    for path in _audio_files(folder):
+        try:
+            x = read_audio(path, sample_rate)
+        except ValueError as err:
+            bad.add(str(err))
+            continue
+        segments += [x[i:i + n] for i in range(0, len(x) - n + 1, n // 2)]
+    return torch.stack(segments).contiguous() if segments else None
+
+
+def _silence_clips(noise: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` silence clips: random noise segments at a random level in [0, 1] (as the release's
+    training scripts make them)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(len(noise), size=n)
+    return noise[torch.from_numpy(picks)] * torch.from_numpy(rng.random((n, 1)).astype(np.float32))
+
+
+def _download_speech_commands(root: Path) -> None:
+    """Fetch the release with torchaudio into ``root`` (``.../SpeechCommands/speech_commands_v0.02``)."""
+    if root.name != "speech_commands_v0.02" or root.parent.name != "SpeechCommands":
+        raise ValueError(f"speech_commands: download=True needs root to end in "
+                         f"SpeechCommands/speech_commands_v0.02 (torchaudio's layout), got {root}")
+    root.parent.parent.mkdir(parents=True, exist_ok=True)
+    torchaudio.datasets.SPEECHCOMMANDS(str(root.parent.parent), url="speech_commands_v0.02", download=True)
 
 
 def _read_list(path: Path) -> set[str]:
-    require_file(path, "Speech Commands split list")
+    require_file(path, "Speech Commands split list (or use split='speaker')")
     return {line.strip().replace("\\", "/") for line in path.read_text().splitlines() if line.strip()}
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from scipy.stats import qmc
 
-from moo_audio.energy.measure import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx
+from moo_audio.costs import DEFAULT_DTYPE
+from moo_audio.energy.measure import export_onnx
 from moo_audio.energy.profiles import DeviceProfile
 from moo_audio.energy.records import (
     DTYPES,
@@ -28,6 +29,7 @@ from moo_audio.energy.records import (
     read_table,
 )
 from moo_audio.nets import BASELINES, WIDTHS, baseline
+from moo_audio.onnx_io import INPUT_NAME, OPSET, OUTPUT_NAME
 from moo_audio.space import FrontEnd, Genome, SearchSpace
 
 BUNDLE_FORMAT = "moo-audio-energy-bundle/1"
@@ -37,12 +39,13 @@ OPTIONAL_RESULT_COLUMNS = ("latency_iqr_ms", "repeats", "energy_mj")
 
 def design(n: int, space: SearchSpace = SearchSpace(), seed: int = 0,
            baselines: bool = True) -> dict[str, Genome]:
-    """``n`` distinct genomes spread over ``space``, plus (``baselines``) MobileNetV1/V2.
+    """``n`` distinct genomes spread over ``space``, plus (``baselines``) every baseline network.
 
     Points of a scrambled Sobol sequence over the unit-cube encoding are decoded to genomes
     and deduplicated (several points can decode to the same genome); more points are drawn
     until ``n`` distinct genomes are found. Genomes are keyed by :func:`genome_id`, baselines
-    by ``mobilenet_vK_xW`` (default front end, every width of :data:`~moo_audio.nets.WIDTHS`).
+    by ``<name>_xW`` (each on its own front end or the default one, every width of
+    :data:`~moo_audio.nets.WIDTHS`).
     """
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
@@ -60,8 +63,9 @@ def design(n: int, space: SearchSpace = SearchSpace(), seed: int = 0,
     if len(out) < n:
         raise ValueError(f"found only {len(out)} distinct genomes in the space; ask for fewer")
     if baselines:
-        frontend = FrontEnd(sample_rate=space.sample_rate)
-        for name in BASELINES:
+        for name, entry in BASELINES.items():
+            frontend = (entry.frontend(space.sample_rate, space.clip_ms[0]) if entry.frontend is not None
+                        else FrontEnd(sample_rate=space.sample_rate))
             for width in WIDTHS:
                 out[f"{name}_x{width:.2f}"] = baseline(name, width, frontend, space.n_classes)
     return out
@@ -104,7 +108,7 @@ Import with:
 """
 
 
-def write_bundle(genomes: Mapping[str, Genome], out: str | os.PathLike, dtype: str = "int8",
+def write_bundle(genomes: Mapping[str, Genome], out: str | os.PathLike, dtype: str = DEFAULT_DTYPE,
                  progress: Callable[[int, str], None] | None = None) -> Path:
     """Export ``model_id -> genome`` to ``out/models/*.onnx`` with a manifest and a README.
 

@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from moo_audio.costs import DEFAULT_DTYPE, DTYPES
 from moo_audio.energy.profiles import PROFILES
 
 FOREST_FILE, MEASUREMENTS_FILE = "forest.joblib", "measurements.csv"
@@ -98,7 +99,7 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
                                                           "(MobileNetV1/V2 baselines are added)")
         p.add_argument("--out", required=True, help="output directory")
         p.add_argument("--seed", type=int, default=0, help="seed of the scrambled Sobol sample")
-        p.add_argument("--dtype", choices=("int8", "float32"), default="int8")
+        p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE)
 
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds")

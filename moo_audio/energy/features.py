@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from moo_audio.costs import LayerCost, network_cost
+from moo_audio.costs import DEFAULT_DTYPE, LayerCost, network_cost
 from moo_audio.space import Genome
 
 FEATURE_NAMES = (
@@ -55,7 +55,7 @@ def _conv_kind(cost: LayerCost) -> str:
     layer = cost.layer
     if layer.groups > 1:
         return "depthwise"
-    return "pointwise" if layer.kernel == 1 else "full"
+    return "pointwise" if layer.taps == 1 else "full"
 
 
 def _operator_kind(cost: LayerCost) -> str:
@@ -78,7 +78,7 @@ def _operator_values(cost: LayerCost) -> tuple[int, ...]:
     positions = math.prod(layer.out_shape[1:])
     lanes = -(-layer.out_channels // LANES) * LANES
     lane_macs = cost.macs // layer.out_channels * lanes if cost.macs else 0
-    im2col = cost.macs // layer.out_channels if layer.op == "conv" and layer.kernel > 1 and layer.groups == 1 else 0
+    im2col = cost.macs // layer.out_channels if layer.op == "conv" and layer.taps > 1 and layer.groups == 1 else 0
     return (1, cost.macs, lane_macs, im2col, positions, math.prod(layer.in_shape), math.prod(layer.out_shape))
 
 
@@ -115,7 +115,7 @@ def feature_dict(genome: Genome) -> dict[str, float]:
     kinds = {kind: [c for c in convs if _conv_kind(c) == kind] for kind in ("full", "pointwise", "depthwise")}
     ops = [c.layer.op for c in cost.layers]
     fe = genome.frontend
-    kernels = [c.layer.kernel for c in convs] or [1]
+    kernels = [max(c.layer.kernel) for c in convs] or [1]  # a square kernel's side, a rectangle's longer one
     values = {
         "macs": cost.macs,
         **{f"macs_conv_{kind}": sum(c.macs for c in layers) for kind, layers in kinds.items()},
@@ -123,9 +123,9 @@ def feature_dict(genome: Genome) -> dict[str, float]:
         "elementwise_ops": sum(c.elementwise_ops for c in cost.layers),
         "frontend_macs": cost.frontend.macs,
         "params": cost.params,
-        "weight_bytes": cost.weight_bytes("int8"),
-        "activation_bytes": cost.activation_traffic_bytes("int8"),
-        "peak_activation_bytes": cost.peak_activation_bytes("int8"),
+        "weight_bytes": cost.weight_bytes(DEFAULT_DTYPE),
+        "activation_bytes": cost.activation_traffic_bytes(DEFAULT_DTYPE),
+        "peak_activation_bytes": cost.peak_activation_bytes(DEFAULT_DTYPE),
         "n_layers": len(cost.layers),
         **{f"n_conv_{kind}": len(layers) for kind, layers in kinds.items()},
         "n_maxpool": ops.count("maxpool"),
@@ -136,7 +136,7 @@ def feature_dict(genome: Genome) -> dict[str, float]:
         "last_conv_channels": convs[-1].layer.out_channels if convs else 0,
         "kernel_mean": float(np.mean(kernels)),
         "kernel_max": max(kernels),
-        "n_strided": sum(c.layer.stride > 1 for c in cost.layers),
+        "n_strided": sum(max(c.layer.stride, default=1) > 1 for c in cost.layers),
         "input_frames": fe.n_frames,
         "input_mel_bins": fe.n_mels,
         "input_elements": math.prod(fe.input_shape),

@@ -38,11 +38,12 @@ from pathlib import Path
 import joblib
 import numpy as np
 import sklearn
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import InconsistentVersionWarning, UndefinedMetricWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_percentage_error, r2_score
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 from sklearn.utils.validation import check_is_fitted
@@ -82,23 +83,47 @@ def accuracy(measured: Sequence[float], predicted: Sequence[float]) -> AccuracyR
                           float(np.mean(relative <= 0.10)), float(np.mean(relative <= 0.20)))
 
 
-def _check_training_data(genomes: Sequence[Genome], energy_mj: Sequence[float]) -> np.ndarray:
-    energy = np.asarray(energy_mj, dtype=float)
-    if energy.ndim != 1 or len(energy) != len(genomes):
-        raise ValueError(f"got {len(genomes)} genomes but energies of shape {energy.shape}")
-    if not len(energy):
-        raise ValueError("no measured networks to fit on")
-    bad = np.flatnonzero(~(np.isfinite(energy) & (energy > 0)))
-    if bad.size:
-        raise ValueError(f"energy_mj[{bad[0]}] = {float(energy[bad[0]])!r}: energies must be finite and > 0")
-    return energy
-
-
 BASES = (None, "operators")
+#: columns of the matrix :class:`GenomeFeatures` makes: the forest's features, then the base's terms
+MATRIX_COLUMNS = (*FEATURE_NAMES, *OPERATOR_TERM_NAMES)
 
 
-class ForestEnergyModel:
+class GenomeFeatures(TransformerMixin, BaseEstimator):
+    """Genomes -> the matrix :class:`ForestEnergyModel` learns from: per genome the features of
+    :func:`~moo_audio.energy.features.feature_matrix` then the operator terms of
+    :func:`~moo_audio.energy.features.operator_matrix` (:data:`MATRIX_COLUMNS`). Stateless."""
+
+    def fit(self, X, y=None) -> GenomeFeatures:
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        genomes = list(X)
+        return np.hstack([feature_matrix(genomes), operator_matrix(genomes)])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(MATRIX_COLUMNS, dtype=object)
+
+
+def _as_matrix(X) -> np.ndarray:
+    """A :class:`GenomeFeatures` matrix, or genomes turned into one."""
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim != 2 or X.shape[1] != len(MATRIX_COLUMNS):
+            raise ValueError(f"expected a GenomeFeatures matrix of {len(MATRIX_COLUMNS)} columns, got shape {X.shape}")
+        return X.astype(float)
+    genomes = list(X)
+    if not all(isinstance(g, Genome) for g in genomes):
+        raise TypeError("ForestEnergyModel takes genomes or the matrix GenomeFeatures makes of them")
+    return GenomeFeatures().transform(genomes)
+
+
+class ForestEnergyModel(RegressorMixin, BaseEstimator):
     """Energy per inference (mJ): a linear operator base corrected by a random forest on log-energy.
+
+    A scikit-learn regressor (``get_params``/``clone``, ``fit``/``predict``) on the matrix that
+    :class:`GenomeFeatures` makes of genomes, or on the genomes themselves, so that
+    ``cross_val_predict``, pipelines (``make_pipeline(GenomeFeatures(), ForestEnergyModel())``) and
+    ``TransformedTargetRegressor`` work with it; and an energy model of the problems
+    (:meth:`predict_mj`, :attr:`name`).
 
     Args:
         setup: where the training energies were measured (method, device profile, hardware,
@@ -111,94 +136,110 @@ class ForestEnergyModel:
                  n_estimators: int = 300, min_samples_leaf: int = 1, random_state: int = 0):
         if base not in BASES:
             raise ValueError(f"unknown base {base!r}; expected one of {BASES}")
-        self.setup = dict(setup or {})
-        self.base = base
-        self.estimator = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
-                                               random_state=random_state, oob_score=base is not None)
-        self.forest_weight = 1.0
-        # MaxAbsScaler keeps signs, so the scaled coefficients stay non-negative; the constant
-        # term is a column, so that the per-call overhead is non-negative too
-        self.linear: Pipeline | None = None if base is None else make_pipeline(
-            MaxAbsScaler(), LinearRegression(positive=True, fit_intercept=False))
-        self.n_train = 0
-        self.cv_report: AccuracyReport | None = None
+        self.setup, self.base = setup, base
+        self.n_estimators, self.min_samples_leaf, self.random_state = n_estimators, min_samples_leaf, random_state
 
     @property
     def forest_params(self) -> dict[str, int]:
-        """The forest's parameters that :class:`ForestEnergyModel` takes."""
-        return {k: self.estimator.get_params()[k] for k in ("n_estimators", "min_samples_leaf", "random_state")}
+        """The forest's parameters."""
+        return {"n_estimators": self.n_estimators, "min_samples_leaf": self.min_samples_leaf,
+                "random_state": self.random_state}
+
+    @property
+    def forest_weight(self) -> float:
+        """The fitted weight of the forest's correction (1 without a base)."""
+        check_is_fitted(self, "forest_", msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
+        return self.forest_weight_
 
     @property
     def name(self) -> str:
-        where = "/".join(self.setup[k] for k in ("device_profile", "dtype") if k in self.setup)
+        setup = self.setup or {}
+        where = "/".join(setup[k] for k in ("device_profile", "dtype") if k in setup)
         kind = "random-forest" if self.base is None else f"{self.base}+random-forest"
-        return f"{kind}({where or 'unspecified setup'}, n={self.n_train})"
+        return f"{kind}({where or 'unspecified setup'}, n={getattr(self, 'n_train_', 0)})"
 
-    def _base_mj(self, genomes: Sequence[Genome], terms: np.ndarray | None = None) -> np.ndarray:
-        """The linear base's energies (ones without a base); ``terms``: their operator matrix,
-        if already computed."""
-        if self.linear is None:
-            return np.ones(len(genomes))
-        base = self.linear.predict(operator_matrix(genomes) if terms is None else terms)
+    def _base_mj(self, terms: np.ndarray) -> np.ndarray:
+        """The linear base's energies for operator terms (ones without a base)."""
+        if self.linear_ is None:
+            return np.ones(len(terms))
+        base = self.linear_.predict(terms)
         if np.any(base <= 0):
             raise RuntimeError("the linear operator base predicts a non-positive energy; fit the "
                                "model with base=None or on more measurements")
         return base
 
-    def fit(self, genomes: Sequence[Genome], energy_mj: Sequence[float]) -> ForestEnergyModel:
-        """Fit on measured energies; returns ``self``."""
-        energy = _check_training_data(genomes, energy_mj)
-        terms = None
-        if self.linear is not None:  # weights 1/energy^2: least squares of the relative error
-            terms = operator_matrix(genomes)
+    def fit(self, X, y) -> ForestEnergyModel:
+        """Fit on measured energies ``y`` (mJ) of genomes (or their :class:`GenomeFeatures` matrix)."""
+        energy = np.asarray(y, dtype=float)
+        n = len(X)
+        if energy.ndim != 1 or len(energy) != n:
+            raise ValueError(f"got {n} genomes but energies of shape {energy.shape}")
+        if not n:
+            raise ValueError("no measured networks to fit on")
+        bad = np.flatnonzero(~(np.isfinite(energy) & (energy > 0)))
+        if bad.size:
+            raise ValueError(f"energy_mj[{bad[0]}] = {float(energy[bad[0]])!r}: energies must be finite and > 0")
+        M = _as_matrix(X)
+        features, terms = M[:, :len(FEATURE_NAMES)], M[:, len(FEATURE_NAMES):]
+        # MaxAbsScaler keeps signs, so the scaled coefficients stay non-negative; the constant term
+        # is a column, so that the per-call overhead is non-negative too
+        self.linear_ = None if self.base is None else make_pipeline(
+            MaxAbsScaler(), LinearRegression(positive=True, fit_intercept=False))
+        if self.linear_ is not None:  # weights 1/energy^2: least squares of the relative error
             used = int(np.count_nonzero(terms.any(axis=0)))
-            if len(energy) < used:
-                warnings.warn(f"{len(energy)} measured networks for {used} operator terms: the linear base "
+            if n < used:
+                warnings.warn(f"{n} measured networks for {used} operator terms: the linear base "
                               "may overfit; measure more networks or use base=None", UserWarning, stacklevel=2)
-            self.linear.fit(terms, energy, linearregression__sample_weight=energy ** -2.0)
-        target = np.log(energy / self._base_mj(genomes, terms))
+            self.linear_.fit(terms, energy, linearregression__sample_weight=energy ** -2.0)
+        target = np.log(energy / self._base_mj(terms))
+        self.forest_ = RandomForestRegressor(oob_score=self.base is not None, **self.forest_params)
         with warnings.catch_warnings():  # few networks: some are never out of bag, handled below
             warnings.filterwarnings("ignore", "Some inputs do not have OOB scores", UserWarning)
             warnings.simplefilter("ignore", UndefinedMetricWarning)  # the out-of-bag R^2, unused
-            self.estimator.fit(feature_matrix(genomes), target)
-        if self.linear is not None:
-            self.forest_weight = _out_of_bag_weight(target, self.estimator.oob_prediction_)
-        self.n_train = len(energy)
+            self.forest_.fit(features, target)
+        self.forest_weight_ = 1.0 if self.linear_ is None else _out_of_bag_weight(target, self.forest_.oob_prediction_)
+        self.n_train_ = n
         return self
 
     def cross_validate(self, genomes: Sequence[Genome], energy_mj: Sequence[float],
                        folds: int = 5, seed: int = 0) -> AccuracyReport:
-        """k-fold cross-validated accuracy of this model's configuration; stored as ``cv_report``."""
-        energy = _check_training_data(genomes, energy_mj)
+        """k-fold cross-validated accuracy of this model's configuration (scikit-learn's
+        ``cross_val_predict`` on clones); stored as ``cv_report``."""
+        energy = np.asarray(energy_mj, dtype=float)
         if not 2 <= folds <= len(energy):
             raise ValueError(f"folds must be between 2 and the {len(energy)} networks, got {folds}")
-        predicted = np.empty_like(energy)
-        for train, test in KFold(folds, shuffle=True, random_state=seed).split(energy):
-            fold = ForestEnergyModel(base=self.base, **self.forest_params)
-            fold.fit([genomes[i] for i in train], energy[train])
-            predicted[test] = fold.predict_mj([genomes[i] for i in test])
+        predicted = cross_val_predict(clone(self), GenomeFeatures().transform(genomes), energy,
+                                      cv=KFold(folds, shuffle=True, random_state=seed))
         self.cv_report = accuracy(energy, predicted)
         return self.cv_report
 
-    def _log_parts(self, genomes: Sequence[Genome]) -> tuple[np.ndarray, np.ndarray]:
-        """The base's log-energy, shape ``(genomes,)``, and each tree's unweighted log-prediction
-        (of the residual, or of the energy without a base), shape ``(trees, genomes)``."""
-        check_is_fitted(self.estimator, msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
-        X = feature_matrix(genomes)
-        return np.log(self._base_mj(genomes)), np.stack([tree.predict(X) for tree in self.estimator.estimators_])
+    def _log_parts(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """The base's log-energy, shape ``(networks,)``, and each tree's unweighted log-prediction
+        (of the residual, or of the energy without a base), shape ``(trees, networks)``."""
+        check_is_fitted(self, "forest_", msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
+        M = _as_matrix(X)
+        features = M[:, :len(FEATURE_NAMES)]
+        return (np.log(self._base_mj(M[:, len(FEATURE_NAMES):])),
+                np.stack([tree.predict(features) for tree in self.forest_.estimators_]))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted energy per inference, mJ, of genomes (or their :class:`GenomeFeatures` matrix)."""
+        return self.predict_with_spread(X)[0]
 
     def predict_mj(self, genomes: Sequence[Genome]) -> np.ndarray:
-        """Predicted energy per inference, mJ."""
-        return self.predict_with_spread(genomes)[0]
+        """Predicted energy per inference, mJ (the energy-model interface of the problems)."""
+        return self.predict(genomes)
 
-    def predict_with_spread(self, genomes: Sequence[Genome]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_spread(self, X) -> tuple[np.ndarray, np.ndarray]:
         """The prediction and a spread, mJ: the standard deviation over the trees of the base times
         each tree's (unweighted) correction, i.e. how much networks that the trees group with this
         one deviate from the base; it stays an uncertainty when the forest's weight is near 0."""
-        if not len(genomes):
+        check_is_fitted(self, "forest_", msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
+        if not len(X):
             return np.empty(0), np.empty(0)
-        log_base, trees = self._log_parts(genomes)
-        return np.exp(log_base + self.forest_weight * trees.mean(axis=0)), np.exp(log_base + trees).std(axis=0)
+        log_base, trees = self._log_parts(X)
+        return (np.exp(log_base + self.forest_weight_ * trees.mean(axis=0)),
+                np.exp(log_base + trees).std(axis=0))
 
     # ---- persistence -------------------------------------------------------------------
     @staticmethod
@@ -206,16 +247,17 @@ class ForestEnergyModel:
         return path.with_name(path.name + ".json")
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the estimator to ``path`` and its metadata to ``path.json``."""
-        check_is_fitted(self.estimator, msg="cannot save an unfitted ForestEnergyModel")
+        """Write the fitted estimators to ``path`` and the metadata to ``path.json``."""
+        check_is_fitted(self, "forest_", msg="cannot save an unfitted ForestEnergyModel")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"forest": self.estimator, "linear": self.linear}, path)
+        joblib.dump({"forest": self.forest_, "linear": self.linear_}, path)
+        cv_report = getattr(self, "cv_report", None)
         meta = {"feature_names": list(FEATURE_NAMES), "base": self.base,
                 "operator_term_names": list(OPERATOR_TERM_NAMES) if self.base else None,
-                "sklearn_version": sklearn.__version__, "n_train": self.n_train,
-                "forest_params": self.forest_params, "forest_weight": self.forest_weight, "setup": self.setup,
-                "cv_report": asdict(self.cv_report) if self.cv_report else None}
+                "sklearn_version": sklearn.__version__, "n_train": self.n_train_,
+                "forest_params": self.forest_params, "forest_weight": self.forest_weight_,
+                "setup": dict(self.setup or {}), "cv_report": asdict(cv_report) if cv_report else None}
         self._sidecar(path).write_text(json.dumps(meta, indent=1))
         return path
 
@@ -249,9 +291,10 @@ class ForestEnergyModel:
             raise ValueError(f"{path} does not hold a random forest on {len(FEATURE_NAMES)} features"
                              f"{' and a linear operator base' if base else ''}")
         model = cls(meta.get("setup"), base=base, **meta.get("forest_params", {}))
-        model.estimator, model.linear, model.n_train = forest, linear, int(meta.get("n_train", 0))
-        model.forest_weight = forest_weight
-        model.cv_report = AccuracyReport(**meta["cv_report"]) if meta.get("cv_report") else None
+        model.forest_, model.linear_, model.n_train_ = forest, linear, int(meta.get("n_train", 0))
+        model.forest_weight_ = forest_weight
+        if meta.get("cv_report"):
+            model.cv_report = AccuracyReport(**meta["cv_report"])
         return model
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +23,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from scipy.stats import iqr
 from scipy.stats.mstats import median_cihs
 
+from moo_audio.costs import DEFAULT_DTYPE, DTYPES
 from moo_audio.energy.profiles import (
     POWERCAP_ROOT,
     DeviceProfile,
@@ -43,12 +35,10 @@ from moo_audio.energy.profiles import (
     resolve_method,
 )
 from moo_audio.energy.proxy import EnergyModel
-from moo_audio.energy.records import DTYPES, Measurement, genome_id
+from moo_audio.energy.records import Measurement, genome_id
 from moo_audio.nets import AudioNet, build
+from moo_audio.onnx_io import INPUT_NAME, RUNTIME, export, make_session
 from moo_audio.space import Genome
-
-INPUT_NAME, OUTPUT_NAME, OPSET = "logmel", "logits", 17
-RUNTIME = f"onnxruntime {ort.__version__} CPUExecutionProvider"
 
 
 def random_network(genome: Genome, seed: int = 0) -> AudioNet:
@@ -76,61 +66,14 @@ def random_input(genome: Genome, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((1, *genome.frontend.input_shape), dtype=np.float32)
 
 
-class _RandomLogMel(CalibrationDataReader):
-    """Calibration batches for ``quantize_static``: random log-mel-shaped inputs."""
-
-    def __init__(self, genome: Genome, n_batches: int):
-        self._batches = iter([{INPUT_NAME: random_input(genome, seed)} for seed in range(1, n_batches + 1)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._batches, None)
-
-
 def export_onnx(genome: Genome, path: str | os.PathLike, dtype: str = "float32", *,
                 seed: int = 0, calibration_batches: int = 4) -> Path:
-    """Export the genome's network (random weights) to an ONNX file of the given dtype."""
+    """Export the genome's network (random weights) to an ONNX file of the given dtype; int8 is
+    calibrated on random log-mel-shaped inputs (latency does not depend on their values)."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
-    path = Path(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        float_path = path if dtype == "float32" else Path(tmp) / "float32.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)   # the input-shape check
-            warnings.simplefilter("ignore", DeprecationWarning)        # the TorchScript exporter
-            torch.onnx.export(random_network(genome, seed), (torch.from_numpy(random_input(genome)),),
-                              str(float_path), dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-        if dtype == "int8":
-            pre_path = Path(tmp) / "preprocessed.onnx"
-            quant_pre_process(str(float_path), str(pre_path))
-            quantize_static(str(pre_path), str(path), _RandomLogMel(genome, calibration_batches),
-                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, per_channel=True,
-                            calibrate_method=CalibrationMethod.MinMax)
-    return path
-
-
-def make_session(path: str | os.PathLike, threads: int = 1, *,
-                 memory_arena: bool = False) -> ort.InferenceSession:
-    """An onnxruntime CPU session: ``threads`` intra-op threads, sequential execution, no
-    spin-waiting and, unless ``memory_arena``, no memory arena or memory pattern.
-
-    With onnxruntime's arena and memory pattern, two sessions of the same model differ much more
-    in latency than without them (``benchmarks/timing_noise.py``, docs/energy.md). Allocating per
-    run is also closer to the static arena of a microcontroller runtime.
-    """
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_cpu_mem_arena = memory_arena
-    options.enable_mem_pattern = memory_arena
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    calibration = (random_input(genome, s) for s in range(1, calibration_batches + 1))
+    return export(random_network(genome, seed), genome.frontend.input_shape, path, dtype, calibration)
 
 
 @dataclass(frozen=True)
@@ -240,7 +183,7 @@ def summarise(times_ms: Sequence[np.ndarray], energies_j: Sequence[float | None]
     return Timing(latency, float(iqr(ms)), len(ms), energy)
 
 
-def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dtype: str = "int8",
+def measure_genomes(genomes: Mapping[str, Genome], profile: DeviceProfile, *, dtype: str = DEFAULT_DTYPE,
                     threads: int = 1, method: str = "auto",
                     settings: TimingSettings = TimingSettings(), model: EnergyModel | None = None,
                     powercap_root: Path = POWERCAP_ROOT,

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from moo_audio.costs import network_cost
+from moo_audio.costs import DEFAULT_DTYPE, network_cost
 from moo_audio.space import Genome
 
 
@@ -38,7 +38,7 @@ class AnalyticEnergyModel:
         dtype: deployed dtype (``int8`` or ``float32``), sets the bytes moved.
     """
 
-    def __init__(self, pj_per_mac: float = 45.0, pj_per_byte: float = 20.0, dtype: str = "int8"):
+    def __init__(self, pj_per_mac: float = 45.0, pj_per_byte: float = 20.0, dtype: str = DEFAULT_DTYPE):
         if not (pj_per_mac > 0 and pj_per_byte >= 0 and math.isfinite(pj_per_mac + pj_per_byte)):
             raise ValueError("pj_per_mac must be > 0 and pj_per_byte >= 0 (finite)")
         self.pj_per_mac, self.pj_per_byte, self.dtype = pj_per_mac, pj_per_byte, dtype

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO
 
+from moo_audio.costs import DTYPES
 from moo_audio.energy.profiles import METHODS
 from moo_audio.space import Genome
 
@@ -25,7 +26,6 @@ SETUP_COLUMNS = ("method", "device_profile", "hardware", "runtime", "dtype", "th
 #: how ``latency_ms`` summarises the timed repeats (see ``TimingSettings.statistic``); ``reported``
 #: for figures a device reported (``energy import``)
 LATENCY_STATISTICS = ("min", "median", "reported")
-DTYPES = ("int8", "float32")
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,13 @@ class Measurement:
             value = getattr(self, f.name)
             row[f.name] = ("" if value is None else f"{value:.6g}" if isinstance(value, float)
                            else str(value))
-        row["genome"] = self.genome.to_json(sort_keys=True)
+        row["genome"] = self.genome.key
         return row
 
 
 def genome_id(genome: Genome) -> str:
     """A stable id of a genome: ``g`` + 12 hex digits of the SHA-256 of its sorted JSON."""
-    return "g" + hashlib.sha256(genome.to_json(sort_keys=True).encode()).hexdigest()[:12]
+    return "g" + hashlib.sha256(genome.key.encode()).hexdigest()[:12]
 
 
 COLUMNS = (*(f.name for f in fields(Measurement) if f.name != "genome"), "genome")  # long JSON last

@@ -1,19 +1,19 @@
-"""The run store, Pareto picks and resume refusals (issue 6); no network is trained here."""
+"""The run store, Pareto picks, progress and resume refusals; no network is trained here."""
 
 import io
 import math
-import multiprocessing
-import pickle
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from moo_audio.cli import Progress
-from moo_audio.problem import AudioNASProblem, Candidate, Constraints, EvaluationStore, evaluation_row
+from moo_audio.jobs import evaluation_row
+from moo_audio.problem import AudioNASProblem, Candidate, Constraints, EvaluationStore
 from moo_audio.problem_files import parse_problem
-from moo_audio.runs import Evaluation, Recorder, RunError, RunStore, Search, Settings, knee, pareto, pick
-from moo_audio.space import Genome, SearchSpace
+from moo_audio.progress import SearchProgress
+from moo_audio.search import Search, Settings
+from moo_audio.selection import knee, pareto, pick
+from moo_audio.space import SearchSpace
+from moo_audio.store import Evaluation, RunError, RunStore, genome_id
 from moo_audio.training import TrainResult
 
 SPACE = SearchSpace(n_classes=12, n_mels=(16, 20), max_blocks=2, channels=(8, 16))
@@ -21,18 +21,14 @@ GENOMES = SPACE.sample(6, seed=0)
 
 
 def _candidate(i: int, batch: int = 0) -> Candidate:
-    return Candidate(GENOMES[i].to_json(sort_keys=True), batch, i, 0.01 * (i + 1), 10.0 + i, 1e5 * (i + 1), 100.0)
+    return Candidate(energy_mj=0.01 * (i + 1), memory_kb=10.0 + i, macs=1e5 * (i + 1), params=100.0,
+                     key=GENOMES[i].key, batch=batch, position=i)
 
 
 def _result(accuracy: float, failed: bool = False) -> TrainResult:
     if failed:
         return TrainResult(math.nan, math.nan, [0.1], [2.3], 1, "failed", 0.5, True, "non-finite loss at epoch 2")
     return TrainResult(accuracy, accuracy - 0.01, [accuracy / 3, accuracy], [2.0, 1.0], 2, "budget", 1.25)
-
-
-def _fake_train(job) -> TrainResult:
-    """A stand-in for ``train_job``: the accuracy is the candidate's position / 10."""
-    return _result(0.1 * (GENOMES.index(job.genome) + 1))
 
 
 def test_store_round_trips_rows_exactly(tmp_path):
@@ -50,38 +46,33 @@ def test_store_round_trips_rows_exactly(tmp_path):
     first, second = store.evaluations()
     assert first.error == pytest.approx(2 / 3) and first.curve == rows[0]["curve"]
     assert first.constraints == pytest.approx({"max_memory_kb": 10 / 10.5 - 1, "min_accuracy": 1 - (1 / 3) / 0.5})
-    assert not first.feasible and second.failed and math.isnan(second.test_accuracy)
+    assert not first.feasible and second.failed
     assert second.failure_reason == "non-finite loss at epoch 2"
 
 
-def _write_from_process(args):
-    folder, i = args
-    Recorder(folder, _fake_train, {_candidate(i).key: _candidate(i)}, Constraints())(
-        _Job(GENOMES[i]))
-    return i
-
-
-@dataclass(frozen=True)
-class _Job:
-    genome: Genome
-
-
-def test_recorder_writes_from_several_processes(tmp_path):
+def test_a_store_at_rest_is_one_file_and_reading_it_leaves_nothing(tmp_path):
     store = RunStore.create(tmp_path / "run", {"budget": 6})
-    recorder = store.recorder(_fake_train, {}, Constraints())
-    assert pickle.loads(pickle.dumps(recorder)) == recorder
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        assert sorted(pool.map(_write_from_process, [(str(store.folder), i) for i in range(6)])) == list(range(6))
-    evaluations = store.evaluations()
-    assert [e.position for e in evaluations] == list(range(6))  # request order, whatever finished first
-    assert [e.val_accuracy for e in evaluations] == pytest.approx([0.1 * (i + 1) for i in range(6)])
-    assert len({e.worker for e in evaluations}) >= 1 and all(e.started_at <= e.finished_at for e in evaluations)
+    store.begin_session(workers=2, budget=6)  # a search writes in WAL mode ...
+    store.write(_candidate(0), evaluation_row(_result(0.5)), Constraints(), worker="host:1")
+    reader = RunStore.open(tmp_path / "run", readonly=True)
+    assert [e.worker for e in reader.evaluations()] == ["host:1"]  # ... while readers look
+    store.close()  # ... and leaves one file when its session ends
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.sqlite"]
+    reader = RunStore.open(tmp_path / "run", readonly=True)
+    assert reader.meta()["budget"] == 6 and reader.count() == 1 and reader.evaluations()[0].error == 0.5
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.sqlite"]
+    with pytest.raises(Exception, match="readonly"):
+        reader.set_meta(status="x")
+    evaluation = reader.evaluations()[0]
+    assert evaluation.started_at == pytest.approx(evaluation.finished_at - 1.25)
 
 
 def _evaluation(i, error, energy, memory, feasible=True) -> Evaluation:
-    c = _candidate(i)
-    return Evaluation(i + 1, f"g{i:012d}", c.key, 0, i, error, energy, memory, 1e5, 100.0, 1 - error,
-                      1 - error, 2, "budget", not feasible, None, {}, [1 - error], [1.0], 1.0, 0.0, 1.0, "w")
+    return Evaluation(energy_mj=energy, memory_kb=memory, macs=1e5, params=100.0, id=i + 1,
+                      genome_id=f"g{i:012d}", key=_candidate(i).key, batch=0, position=i, error=error,
+                      val_accuracy=1 - error, epochs=2, stop_reason="budget",
+                      failed=not feasible, failure_reason=None, constraints={}, curve=[1 - error],
+                      train_loss=[1.0], train_seconds=1.0, started_at=0.0, finished_at=1.0, worker="w")
 
 
 def test_pareto_knee_and_picks():
@@ -145,7 +136,7 @@ def test_problem_answers_from_the_store_without_training(tmp_path, monkeypatch):
     first = problem.evaluate(X, return_as_dictionary=True)
     assert store.count() == 2 and len(problem.history) == 2
     again = spec.make_problem(store=store)
-    again.runner = lambda f, jobs: pytest.fail("a stored candidate was trained again")
+    again.train = lambda *args, **kwargs: pytest.fail("a stored candidate was trained again")
     second = again.evaluate(X, return_as_dictionary=True)
     np.testing.assert_array_equal(first["F"], second["F"])
     assert again.history.to_list() == problem.history.to_list()  # the median rule sees the same curves
@@ -158,17 +149,18 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize("tty", [False, True])
-def test_progress_prints_each_evaluation_and_on_a_terminal_a_status_line(tmp_path, tty):
-    store = RunStore.create(tmp_path / "run", {"budget": 4})
-    store.write(_candidate(0), evaluation_row(_result(0.5)), Constraints())
+def test_progress_prints_each_evaluation_and_on_a_terminal_the_candidates_in_training(tty):
     stream = _Terminal() if tty else io.StringIO()
-    with Progress(store, budget=4, stream=stream) as progress:
-        store.write(_candidate(1), evaluation_row(_result(0.75)), Constraints())
-        store.write(_candidate(2), evaluation_row(_result(0.0, failed=True)), Constraints())
-        progress.update()
+    with SearchProgress(budget=4, done=1, stream=stream) as progress:
+        progress.started([_candidate(1), _candidate(2)], max_epochs=15)
+        progress.epoch(_candidate(1).key, 2, 0.5)
+        progress._progress.refresh()
+        live = stream.getvalue()
+        progress.finished(_candidate(1), evaluation_row(_result(0.75)))
+        progress.finished(_candidate(2), evaluation_row(_result(0.0, failed=True)))
     text = stream.getvalue()
-    assert "resuming: 1 evaluation(s) already in" in text
     assert "[  2/4]" in text and "error 0.250" in text and "[  3/4]" in text
     assert "failed: non-finite loss at epoch 2" in text
-    assert ("\r\033[K[3/4] front 2: best error 0.250" in text) == tty
     assert "elapsed" in text and "left" in text
+    assert ("epoch 2, val. accuracy 0.500" in live and genome_id(_candidate(2).key) in live) == tty, live
+    assert ("evaluations" in live) == tty

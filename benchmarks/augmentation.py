@@ -1,0 +1,130 @@
+"""Ablation of the training recipe's augmentation: accuracy on unseen speakers and training cost.
+
+Each variant adds a part of :class:`moo_audio.augment.Augmentation` (none; time shift; shift and
+background noise; shift, noise and SpecAugment masks = the full recipe) and trains the same models
+(DS-CNN-S, the field's small keyword spotter, and a small 1-D network of the search space) with
+``--seeds`` seeds each, every epoch of the problem's budget (best validation epoch kept). The test
+split — speakers never trained on — is read once, after every training. The table gives validation
+and test accuracy (mean and 95% t-interval over seeds) and training seconds per epoch (the cost of
+augmenting); which variant to use by default is read off the *validation* column.
+
+    python benchmarks/augmentation.py                          # Speech Commands 12-class, 3 seeds
+    python benchmarks/augmentation.py --problem fsdd
+    python benchmarks/augmentation.py --quick                  # built-in data, 2 epochs, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+VARIANTS = {  # name: Augmentation options (parts switched off are 0)
+    "none": None,
+    "time shift": {"noise_prob": 0.0, "time_masks": 0, "freq_masks": 0},
+    "time shift + noise": {"time_masks": 0, "freq_masks": 0},
+    "time shift + noise + masks (full)": {},
+}
+
+
+def models(spec, dataset) -> dict:
+    """The ablation's networks: DS-CNN-S and a small 1-D network of the space."""
+    from moo_audio.nets import baseline
+    from moo_audio.space import Block, FrontEnd, Genome
+
+    space = spec.space(dataset.sample_rate, dataset.n_classes, dataset.clip_ms)
+    fe = FrontEnd(dataset.sample_rate, dataset.clip_ms, max(space.n_mels), min(space.win_ms),
+                  min(h for h in space.hop_ms if h <= min(space.win_ms)), "1d")
+    small = Genome(fe, (Block("conv", 32, 3, 1), Block("dsconv", 48, 3, 2), Block("dsconv", 48, 3, 2),
+                        Block("dsconv", 64, 3, 1)), dataset.n_classes)
+    return {"ds_cnn_s": baseline("ds_cnn_s", n_classes=dataset.n_classes,
+                                 frontend=_ds_frontend(dataset)), "small 1-D": small}
+
+
+def _ds_frontend(dataset):
+    from moo_audio.nets import ds_cnn_frontend
+
+    return ds_cnn_frontend(dataset.sample_rate, dataset.clip_ms)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", default="speech_commands_12")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the problem's")
+    parser.add_argument("--quick", action="store_true", help="built-in data, 2 epochs, 2 seeds")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    from moo_audio.augment import Augmentation
+    from moo_audio.data import load_dataset
+    from moo_audio.evaluation import mean_interval, test_accuracy
+    from moo_audio.jobs import TrainJob, evaluation_row, training_seed
+    from moo_audio.parallel import make_runner
+    from moo_audio.problem_files import load_problem
+
+    spec = load_problem("builtin" if args.quick else args.problem)
+    dataset = load_dataset("builtin", **{**spec.dataset_options, "n_per_class": 10}) if args.quick \
+        else spec.load_dataset()
+    epochs = 2 if args.quick else (args.epochs or spec.budget.max_epochs)
+    seeds = 2 if args.quick else args.seeds
+    runner = make_runner(args.workers)
+    problem = spec.make_problem(dataset, runner=runner)
+    nets = models(spec, dataset)
+    cells = [(v, name, s) for v in VARIANTS for name in nets for s in range(seeds)]
+    jobs = []
+    for variant, name, seed in cells:
+        options = VARIANTS[variant]
+        budget = dataclasses.replace(spec.budget, max_epochs=epochs,
+                                     augment=None if options is None else Augmentation(**options))
+        jobs.append(TrainJob(nets[name], training_seed(nets[name], seed), budget, (), (), problem.threads,
+                             problem.device, keep_weights=True))
+    results = [None] * len(jobs)
+    started = time.perf_counter()
+    try:
+        for i, result, _ in problem.train(jobs):
+            results[i] = result
+            print(json.dumps({"variant": cells[i][0], "model": cells[i][1], "seed": cells[i][2],
+                              "val_accuracy": result.val_accuracy, "seconds": result.seconds}), flush=True)
+    finally:
+        runner.close()
+    wall = time.perf_counter() - started
+
+    # the test split, once, after every training
+    full = {name: problem.feature_cache.get(dataset, g.frontend) for name, g in nets.items()}
+    rows = []
+    for variant in VARIANTS:
+        for name in nets:
+            picked = [r for (v, n, _), r in zip(cells, results) if v == variant and n == name]
+            tests = [test_accuracy(nets[name], r.weights, full[name]) for r in picked]
+            rows.append({"variant": variant, "model": name,
+                         "val": mean_interval([r.val_accuracy for r in picked]), "test": mean_interval(tests),
+                         "seconds_per_epoch": sum(r.seconds for r in picked) / sum(r.epochs for r in picked),
+                         "runs": [evaluation_row(r) | {"test_accuracy": t} for r, t in zip(picked, tests)]})
+    base = {r["model"]: r["seconds_per_epoch"] for r in rows if r["variant"] == "none"}
+    lines = [f"`python benchmarks/augmentation.py{' --quick' if args.quick else f' --problem {spec.name}'}`: "
+             f"{seeds} seeds, {epochs} epochs, dataset {dataset.name} "
+             f"({ {s: len(i) for s, i in dataset.splits.items()} })", "",
+             "| model | augmentation | val accuracy [95% CI] | test accuracy, unseen speakers [95% CI] | "
+             "s per epoch | vs none |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        val, test = r["val"], r["test"]
+        lines.append(f"| {r['model']} | {r['variant']} | {val[0]:.3f} [{val[1]:.3f}, {val[2]:.3f}] | "
+                     f"{test[0]:.3f} [{test[1]:.3f}, {test[2]:.3f}] | {r['seconds_per_epoch']:.2f} | "
+                     f"{r['seconds_per_epoch'] / base[r['model']]:.2f}x |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"augmentation-{spec.name}{'-quick' if args.quick else ''}"
+    stem.with_suffix(".json").write_text(json.dumps({"wall_s": wall, "epochs": epochs, "seeds": seeds,
+                                                     "rows": rows}, indent=1))
+    stem.with_suffix(".md").write_text(table + "\n")
+    print(f"wrote {stem}.json, .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A search and its held-out evaluation on a problem: the evidence table of docs/benchmarks.md.
+
+1. ``moo-audio search`` on the problem (``--budget`` evaluations, the file's algorithm);
+2. ``moo-audio evaluate`` on the run: the Pareto models chosen on validation and the problem file's
+   baselines retrained alike (learning-rate grid, seeds, 3x the search's epochs), the test split read
+   once at the end, energy measured on this host beside the energy model's prediction.
+
+The run folder is ``--out/evidence-<problem>/run`` (a killed script resumes both steps); the
+evaluation's table and results are copied to ``benchmarks/results/evidence-<problem>.{md,json}``.
+
+    python benchmarks/evidence.py --problem speech_commands_12 --budget 40
+    python benchmarks/evidence.py --problem fsdd --budget 40
+    python benchmarks/evidence.py --quick            # the built-in data, tiny budgets: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", default="builtin")
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max-models", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="built-in problem file, tiny data and budgets")
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    from moo_audio.evaluation import Protocol, evaluate_run
+    from moo_audio.problem_files import load_problem
+    from moo_audio.search import Search, Settings
+
+    spec = load_problem(args.problem)
+    protocol = Protocol(seeds=args.seeds, max_models=args.max_models)
+    if args.quick:
+        text = spec.text.replace("n_per_class = 100", "n_per_class = 8")
+        quick = args.out / "evidence-quick.toml"
+        quick.parent.mkdir(parents=True, exist_ok=True)
+        quick.write_text(text)
+        spec = dataclasses.replace(load_problem(quick), budget=dataclasses.replace(spec.budget, max_epochs=2))
+        args.budget, protocol = 4, Protocol(seeds=2, epochs_factor=1, lrs=(3e-3,), max_models=2)
+    run = args.out / f"evidence-{spec.name}{'-quick' if args.quick else ''}" / "run"
+    settings = Settings.resolve(spec, budget=args.budget)
+    started = time.perf_counter()
+    search = Search(run, spec, settings, resume=(run / "run.sqlite").exists(), workers=args.workers)
+    search.run()
+    search_s = time.perf_counter() - started
+    out = evaluate_run(run, protocol, workers=args.workers, measure=True, log=lambda line: print(line, flush=True))
+    stem = args.results / f"evidence-{spec.name}{'-quick' if args.quick else ''}"
+    args.results.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run.parent / "run" / "evaluation" / "report.md", stem.with_suffix(".md"))
+    header = (f"`python benchmarks/evidence.py --problem {args.problem} --budget {args.budget} --workers "
+              f"{args.workers} --seeds {args.seeds} --max-models {args.max_models}{' --quick' if args.quick else ''}`"
+              f" on {platform.machine()} with {os.cpu_count()} CPUs: search {search_s / 60:.0f} min "
+              f"({settings.algorithm}, {settings.budget} evaluations), evaluation {out['train_seconds'] / 60:.0f} "
+              f"min of training.\n\n")
+    stem.with_suffix(".md").write_text(header + stem.with_suffix(".md").read_text())
+    stem.with_suffix(".json").write_text(json.dumps({**out, "search_seconds": search_s,
+                                                     "settings": dataclasses.asdict(settings)}, indent=1, default=str))
+    print(f"wrote {stem}.md, .json")
+
+
+if __name__ == "__main__":
+    main()
