@@ -156,7 +156,7 @@ def _problems(args: argparse.Namespace) -> None:
             status = "ok"
         except ProblemFileError as err:
             status, bad = f"valid; {err}", bad + 1
-        print(f"{spec.name:<18}{status if status != 'ok' else 'ok: ' + str(spec.path)}")
+        print(f"{spec.name:<20}{status if status != 'ok' else 'ok: ' + str(spec.path)}")
     if args.names and bad:
         raise CLIError(f"{bad} problem file(s) point at data that is not there")
 
