@@ -1,14 +1,20 @@
-"""How well does the random forest predict energy measured on this host?
+"""Does the energy model hold on networks it was not fitted on? Fresh samples measured afresh.
 
-Measures a fresh scrambled-Sobol sample of the default search space plus the MobileNet
-baselines, holds out 20%, fits the energy model on the rest, with the linear operator base
-(the default) and without it (the forest alone), and prints their held-out accuracy beside
-the harness's own repeat-to-repeat noise (a subset measured a second time), then measures the
-reference networks (MobileNetV1/V2 x1.0, the smallest and the largest genome of the space) in
-float32 and int8. Writes CSVs and a markdown report under ``benchmarks/out/``.
+In this process — not the one that measured and fitted the model (``build_energy_model.py``) — the
+script measures, on this host and with the model's own timing settings:
 
-    python benchmarks/energy_model.py            # n=200 (+8 baselines)
-    python benchmarks/energy_model.py --quick    # n=24, a smoke run
+* a **fresh sample**: networks of the same shipped spaces drawn with another Sobol seed;
+* a **wider space**: networks of ``SearchSpace()``'s defaults (up to 6 blocks of up to 128
+  channels, 64 mel bins), beyond what the shipped spaces hold;
+
+and reports, for each, how close the model's predictions are (within +/-10% and +/-20%, median and
+worst relative error, and how many networks the model flags as far outside what it was measured on),
+then measures the reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest
+genome of ``SearchSpace()``) in float32 and int8.
+
+    python benchmarks/energy_model.py                    # the packaged model, 100 networks per sample
+    python benchmarks/energy_model.py --forest F.joblib  # a forest of your own (moo-audio energy measure)
+    python benchmarks/energy_model.py --quick            # 8 networks, short timing
 """
 
 from __future__ import annotations
@@ -16,22 +22,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from moo_audio.costs import network_cost
 from moo_audio.energy.bundle import design
-from moo_audio.energy.forest import BASES, accuracy, fit_measurements
+from moo_audio.energy.forest import EnergyExtrapolationWarning, ForestEnergyModel, accuracy
 from moo_audio.energy.measure import TimingSettings, measure_genomes
+from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance
 from moo_audio.energy.profiles import load_profile
-from moo_audio.energy.records import MeasurementWriter, write_measurements
+from moo_audio.energy.records import write_measurements
 from moo_audio.nets import baseline
+from moo_audio.problem_files import shipped_spaces
 from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
 
-OUT = Path(__file__).parent / "out"
+HERE = Path(__file__).resolve().parent
 
 
 def extreme_genomes(space: SearchSpace) -> dict[str, Genome]:
@@ -49,97 +57,78 @@ def extreme_genomes(space: SearchSpace) -> dict[str, Genome]:
                               min(space.hop_ms), max(space.clip_ms))}
 
 
+def errors(model, records) -> dict[str, float]:
+    """Accuracy of the model's predictions of measured records, and how many it flags as far outside."""
+    genomes = [r.genome for r in records]
+    measured = np.array([r.energy_mj for r in records])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnergyExtrapolationWarning)
+        predicted = model.predict_mj(genomes)
+    relative = np.abs(predicted - measured) / measured
+    report = accuracy(measured, predicted)
+    return {"n": len(records), "within_10": report.within_10, "within_20": report.within_20,
+            "median": float(np.median(relative)), "worst": float(relative.max()), "mape": report.mape,
+            "flagged": sum(bool(f) for f in model.outside(genomes))}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=200, help="networks sampled from the space")
-    parser.add_argument("--quick", action="store_true", help="n=24, 5 re-measured, short timing")
-    parser.add_argument("--dtype", choices=("int8", "float32"), default="int8")
-    parser.add_argument("--profile", default="host-cpu-core")
-    parser.add_argument("--seed", type=int, default=1, help="Sobol seed (the CLI default is 0)")
-    parser.add_argument("--statistic", choices=("min", "median"), default="min",
-                        help="latency summary of the repeats (TimingSettings.statistic)")
-    parser.add_argument("--remeasure", type=int, default=30, help="networks measured twice (noise)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="networks per sample")
+    parser.add_argument("--forest", type=Path, help="a saved forest (default: the packaged model)")
+    parser.add_argument("--packaged", default=DEFAULT_MODEL)
+    parser.add_argument("--seed", type=int, default=1, help="Sobol seed of the fresh samples (the model: 0)")
+    parser.add_argument("--quick", action="store_true", help="8 networks per sample, short timing")
+    parser.add_argument("--out", type=Path, default=HERE / "out", help="folder of the measured tables")
+    parser.add_argument("--results", type=Path, default=HERE / "results",
+                        help="folder of energy_model.md (energy_model-quick.md with --quick)")
     args = parser.parse_args()
-    n, remeasure = (24, 5) if args.quick else (args.n, args.remeasure)
-    settings = TimingSettings(statistic=args.statistic)
+    model = ForestEnergyModel.load(args.forest) if args.forest else load_packaged(args.packaged)
+    timing = provenance(args.packaged)["timing"] if not args.forest else {}
+    settings = TimingSettings(**timing)
+    n = 8 if args.quick else args.n
     if args.quick:
         settings = replace(settings, max_s=0.1, passes=2, max_passes=2, min_round_s=0.0)
-    profile = load_profile(args.profile)
-    OUT.mkdir(exist_ok=True)
-    load_before = os.getloadavg()
-
-    genomes = design(n, seed=args.seed)
-    start = time.perf_counter()
-    with MeasurementWriter(OUT / "energy_model_measurements.csv", overwrite=True) as writer:
-        def report(i, r):
-            writer.write(r)
-            print(f"[{i + 1:>3}/{len(genomes)}] {r.model_id:<18} {r.latency_ms:9.4f} ms "
-                  f"{r.energy_mj:9.4f} mJ", flush=True)
-        records = measure_genomes(genomes, profile, dtype=args.dtype, settings=settings, on_record=report)
-    measure_s = time.perf_counter() - start
-
-    train, test = train_test_split(records, test_size=0.2, random_state=args.seed)
-    accuracies = {}
-    for base in BASES:
-        model = fit_measurements(train, folds=5, base=base)
-        predicted = model.predict_mj([r.genome for r in test])
-        accuracies[model.name.split("(")[0]] = (model.cv_report, accuracy([r.energy_mj for r in test], predicted),
-                                                model.forest_weight)
-        if base == "operators":  # the default model
-            write_measurements([replace(r, predicted_mj=float(p)) for r, p in zip(test, predicted)],
-                               OUT / "energy_model_heldout.csv", overwrite=True)
-
-    rng = np.random.default_rng(args.seed)
-    again_ids = rng.choice(len(records), size=min(remeasure, len(records)), replace=False)
-    first = [records[i] for i in sorted(again_ids)]
-    second = measure_genomes({r.model_id: r.genome for r in first}, profile, dtype=args.dtype,
-                             settings=settings)
-    noise = np.array([abs(b.energy_mj - a.energy_mj) / a.energy_mj for a, b in zip(first, second)])
-
-    reference = {"mobilenet_v1_x1.00": baseline("mobilenet_v1"),
-                 "mobilenet_v2_x1.00": baseline("mobilenet_v2"), **extreme_genomes(SearchSpace())}
+    profile = load_profile(model.setup.get("device_profile", "host-cpu-core"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    samples = {"fresh sample of the shipped spaces": design(n, list(shipped_spaces().values()), seed=args.seed,
+                                                            baselines=False),
+               "wider space (SearchSpace() defaults)": design(n, SearchSpace(n_classes=12), seed=args.seed,
+                                                              baselines=False)}
+    results, started = {}, time.perf_counter()
+    for label, genomes in samples.items():
+        records = measure_genomes(genomes, profile, dtype=model.setup.get("dtype", "int8"), settings=settings,
+                                  model=model)
+        write_measurements(records, args.out / f"energy_model-{label.split()[0]}.csv", overwrite=True)
+        results[label] = errors(model, records)
+        print(label, results[label], flush=True)
+    measure_s = time.perf_counter() - started
+    reference = {"mobilenet_v1_x1.00": baseline("mobilenet_v1"), "mobilenet_v2_x1.00": baseline("mobilenet_v2"),
+                 "ds_cnn_s": baseline("ds_cnn_s", n_classes=12), **extreme_genomes(SearchSpace())}
     ref_records = [r for dtype in ("float32", "int8")
                    for r in measure_genomes(reference, profile, dtype=dtype, settings=settings)]
-    write_measurements(ref_records, OUT / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
-    load_after = os.getloadavg()
+    write_measurements(ref_records, args.out / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
 
-    command = f"python benchmarks/energy_model.py{' --quick' if args.quick else f' --n {n}'}"
-    text = _report(command, args, settings, profile, records, measure_s, (load_before[0], load_after[0]),
-                   accuracies, noise, ref_records)
-    (OUT / "energy_model.md").write_text(text)
-    print("\n" + text)
-
-
-def _report(command, args, settings, profile, records, measure_s, loads, accuracies, noise, ref_records) -> str:
-    """The markdown report."""
-    setup = records[0]
-    lines = [
-        "# Energy model benchmark", "",
-        f"`{command}` (dtype {args.dtype}, seed {args.seed})", "",
-        f"- hardware: {setup.hardware}; runtime: {setup.runtime}; {setup.threads} thread",
-        (f"- latency: {setup.latency_statistic} of all repeats of at least {settings.passes} interleaved "
-         f"passes, more (up to {settings.max_passes}) until a model's two lowest agree within "
-         f"{settings.confirm_rel:.0%} (TimingSettings)"),
-        f"- energy method: {setup.method}, device profile {profile.name} ({profile.active_power_w:g} W)",
-        f"- 1-minute load average: {loads[0]:.2f} before, {loads[1]:.2f} after",
-        (f"- measured {len(records)} networks in {measure_s:.0f} s "
-         f"({measure_s / len(records):.2f} s each)"), "",
-        "| | n | MAPE | R^2 (log) | within +/-10% | within +/-20% |", "|---|---|---|---|---|---|",
-    ]
-    for kind, (cv, held_out, _) in accuracies.items():
-        for label, r in ((f"{kind}, 5-fold CV on the training set", cv), (f"{kind}, held-out 20%", held_out)):
-            lines.append(f"| {label} | {r.n} | {100 * r.mape:.1f}% | {r.r2_log:.3f} | "
-                         f"{100 * r.within_10:.0f}% | {100 * r.within_20:.0f}% |")
-    lines += ["", "Forest weight (out-of-bag) fitted on the training set: " + ", ".join(
-        f"{kind} {weight:.3f}" for kind, (_, _, weight) in accuracies.items()) + "."]
-    lines += ["", (f"Harness noise: {len(noise)} networks measured twice; relative difference median "
-                   f"{100 * np.median(noise):.1f}%, 90th percentile {100 * np.percentile(noise, 90):.1f}%, "
-                   f"within +/-10%: {100 * np.mean(noise <= 0.1):.0f}%."), "",
-              "| network | MACs | dtype | latency ms (IQR) | energy mJ |", "|---|---|---|---|---|"]
+    command = "python benchmarks/energy_model.py" + (" --quick" if args.quick else f" --n {n}") + (
+        f" --forest {args.forest}" if args.forest else "")
+    setup = ref_records[-1]
+    lines = ["# Energy model on fresh samples", "",
+             f"`{command}`: model {model.name} (cross-validated when fitted: {model.cv_report}); measured in "
+             f"this process on {setup.hardware}, {setup.runtime}, 1-minute load average {load_before:.2f} "
+             f"before, {os.getloadavg()[0]:.2f} after; {measure_s:.0f} s.", "",
+             "| sample | n | within +/-10% | within +/-20% | median error | worst error | MAPE | flagged as outside |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, r in results.items():
+        lines.append(f"| {label} | {r['n']} | {100 * r['within_10']:.0f}% | {100 * r['within_20']:.0f}% | "
+                     f"{100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | {100 * r['mape']:.1f}% | {r['flagged']} |")
+    lines += ["", "| network | MACs | dtype | latency ms (IQR) | energy mJ |", "|---|---|---|---|---|"]
     for r in ref_records:
         lines.append(f"| {r.model_id} | {network_cost(r.genome).macs:,} | {r.dtype} | "
                      f"{r.latency_ms:.4f} ({r.latency_iqr_ms:.4f}) | {r.energy_mj:.4f} |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"energy_model{'-quick' if args.quick else ''}.md").write_text(text)
+    print("\n" + text)
 
 
 if __name__ == "__main__":

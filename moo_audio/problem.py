@@ -27,7 +27,8 @@ from pymoo.core.problem import Problem
 
 from moo_audio.costs import DEFAULT_DTYPE, network_cost
 from moo_audio.data import AudioDataset, FeatureCache, FeatureSet, load_dataset
-from moo_audio.energy import AnalyticEnergyModel, EnergyModel
+from moo_audio.energy import EnergyModel
+from moo_audio.energy.packaged import default_model
 from moo_audio.jobs import TrainJob, evaluation_row, fold_row, training_seed
 from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
 from moo_audio.parallel import EpochReport, InProcessRunner, Runner
@@ -140,7 +141,8 @@ class AudioNASProblem(Problem):
     Args:
         dataset: an :class:`~moo_audio.data.AudioDataset` or a registered dataset name.
         space: the search space; by default one matched to the dataset's rate and classes.
-        energy_model: predicts energy per inference (mJ); default the analytic proxy.
+        energy_model: predicts energy per inference (mJ); default the packaged forest fitted to
+            measured energy (:func:`moo_audio.energy.packaged.default_model`).
         budget: training budget of each candidate.
         stopping: early-stopping rules by name (:data:`~moo_audio.training.STOPPING_RULES`).
         constraints: optional limits on memory, energy, MACs and accuracy.
@@ -180,7 +182,7 @@ class AudioNASProblem(Problem):
                 f"not match dataset {self.dataset.name!r} ({self.dataset.sample_rate} Hz, "
                 f"{self.dataset.n_classes} classes)")
         check_rule_names(stopping)
-        self.energy_model = energy_model or AnalyticEnergyModel()
+        self.energy_model = energy_model or default_model()
         if not isinstance(self.energy_model, EnergyModel):
             raise TypeError("energy_model needs a name and predict_mj(genomes)")
         self.budget, self.stopping, self.constraints = budget, tuple(stopping), constraints

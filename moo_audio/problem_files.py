@@ -145,13 +145,25 @@ class ProblemSpec:
         except ValueError as err:
             raise ProblemFileError(self.where(f"[space] {err}")) from None
 
+    def declared_space(self, n_classes: int = 12) -> SearchSpace:
+        """The file's search space without loading its data: the rate and clip length the file
+        gives its loader (or the loader's defaults), ``n_classes`` classes (energy hardly depends on them)."""
+        from moo_audio.data.loaders import LOADERS
+
+        defaults = {k: p.default for k, p in inspect.signature(LOADERS[self.dataset_name]).parameters.items()}
+        options = {**defaults, **self.dataset_options}
+        return self.space(options["sample_rate"], n_classes, options["clip_ms"])
+
     def energy_model(self):
         """The energy model the file describes (the analytic proxy or a saved forest)."""
         from moo_audio.energy import AnalyticEnergyModel
 
         if self.energy["model"] == "forest":
             from moo_audio.energy import ForestEnergyModel
+            from moo_audio.energy.packaged import load_packaged
 
+            if "packaged" in self.energy:
+                return load_packaged(self.energy["packaged"])
             self.check_data()
             try:
                 return ForestEnergyModel.load(self.energy["path"])
@@ -164,11 +176,15 @@ class ProblemSpec:
             raise ProblemFileError(self.where(f"[energy] {err}")) from None
 
     def energy_fingerprint(self) -> str:
-        """The energy model's name, and for a forest the SHA-256 of its file: a resumed run must
-        predict energy with the same model."""
+        """The energy model's name, and for a forest the SHA-256 of its file (of its measurements
+        table, for a packaged one): a resumed run must predict energy with the same model."""
         model = self.energy_model()
         if self.energy["model"] != "forest":
             return model.name
+        if "packaged" in self.energy:
+            from moo_audio.energy.packaged import table_sha256
+
+            return f"{model.name} table sha256 {table_sha256(self.energy['packaged'])}"
         return f"{model.name} sha256 {hashlib.sha256(Path(self.energy['path']).read_bytes()).hexdigest()}"
 
     def make_problem(self, dataset=None, *, seed: int | None = None, **kwargs):
@@ -220,6 +236,12 @@ def problem_dirs() -> list[Path]:
     here = Path.cwd() / "problems"
     shipped = Path(str(resources.files("moo_audio") / "problems")).resolve()
     return [here] if here.resolve() == shipped else [here, shipped]
+
+
+def shipped_spaces(n_classes: int = 12) -> dict[str, SearchSpace]:
+    """The search spaces of the problem files that ship with the package, by name."""
+    shipped = Path(str(resources.files("moo_audio") / "problems"))
+    return {p.stem: load_problem(p).declared_space(n_classes) for p in sorted(shipped.glob("*.toml"))}
 
 
 def available_problems() -> dict[str, Path]:
@@ -445,15 +467,21 @@ class _Parser:
         return value
 
     def energy(self, table: dict) -> dict:
-        model = self.check_type("energy.model", table.get("model", "analytic"), str)
+        from moo_audio.energy.packaged import DEFAULT_MODEL, PACKAGED
+
+        model = self.check_type("energy.model", table.get("model", "forest"), str)
         if model not in ENERGY_MODELS:
             self.fail("energy.model", f"unknown energy model {model!r}; expected one of {ENERGY_MODELS}")
         if model == "forest":
-            self.allowed(table, ("model", "path"), "energy")
-            if "path" not in table:
-                self.fail("energy.path", "missing; a forest energy model needs the path of a saved "
-                                         "model (moo-audio energy fit)")
-            return {"model": model, "path": self.path_value("energy.path", table["path"])}
+            self.allowed(table, ("model", "path", "packaged"), "energy")
+            if "path" in table and "packaged" in table:
+                self.fail("energy.path", "give a forest file (path) or a packaged model (packaged), not both")
+            if "path" in table:
+                return {"model": model, "path": self.path_value("energy.path", table["path"])}
+            packaged = self.check_type("energy.packaged", table.get("packaged", DEFAULT_MODEL), str)
+            if packaged not in PACKAGED:
+                self.fail("energy.packaged", f"unknown packaged energy model {packaged!r}; expected one of {PACKAGED}")
+            return {"model": model, "packaged": packaged}
         self.allowed(table, ("model", "pj_per_mac", "pj_per_byte", "dtype"), "energy")
         out = {"model": model}
         for key in ("pj_per_mac", "pj_per_byte"):

@@ -28,8 +28,9 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
 
-from moo_audio.energy import AnalyticEnergyModel, EnergyModel
+from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
+from moo_audio.energy.packaged import default_model
 from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
 from moo_audio.problem import Constraints, cheap_values, cost_columns
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
@@ -108,7 +109,7 @@ class SurrogateAudioNASProblem(Problem):
 
     Args:
         table: a shipped table name (:data:`TABLES`), a table file, or a loaded :class:`SurrogateTable`.
-        energy_model: predicts energy per inference (mJ); default the analytic proxy.
+        energy_model: predicts energy per inference (mJ); default the packaged forest (as the real problem).
         constraints: default the table's (those of its problem file); breaking a cheap one gives the
             error of an untrained candidate (1.0), as the real problem does.
         n_estimators: trees of the error forest.
@@ -123,7 +124,7 @@ class SurrogateAudioNASProblem(Problem):
                  n_estimators: int = 300, folds: int = 5, seed: int = 0):
         self.table = table if isinstance(table, SurrogateTable) else load_table(table)
         self.space = self.table.space
-        self.energy_model = energy_model or AnalyticEnergyModel()
+        self.energy_model = energy_model or default_model()
         self.constraints = constraints if constraints is not None else self.table.constraints
         self.repair = GenomeRepair()
         rows = self.table.trained()

@@ -64,7 +64,7 @@ def test_builtin_is_the_default_and_parses_every_section():
     assert spec.dataset_name == "builtin" and spec.search.workers >= 1
     assert isinstance(spec.constraints, Constraints) and isinstance(spec.budget, TrainBudget)
     assert spec.space(16000, 12, 1000).n_classes == 12
-    assert [b.model for b in spec.baselines] == ["mobilenet_v1", "mobilenet_v2"]
+    assert [b.model for b in spec.baselines] == ["ds_cnn_s", "mobilenet_v1", "mobilenet_v2"]
 
 
 def test_values_reach_the_classes(tmp_path):
@@ -89,7 +89,7 @@ def test_values_reach_the_classes(tmp_path):
     (GOOD.replace('name = "builtin"', 'name = "nope"'), "dataset.name", "unknown dataset"),
     (GOOD + '\n[search]\nalgorithm = "simulated-annealing"\n', "search.algorithm", "unknown algorithm"),
     ('objectives = ["error"]\n' + GOOD, "objectives", "exactly"),
-    (GOOD + '\n[energy]\nmodel = "forest"\n', "energy.path", "missing"),
+    (GOOD + '\n[energy]\npackaged = "phone"\n', "energy.packaged", "unknown packaged energy model"),
 ])
 def test_bad_problem_files_name_the_file_and_the_key(tmp_path, text, key, words):
     path = _write(tmp_path, text)

@@ -576,3 +576,50 @@ def test_no_warnings_on_load(training, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ForestEnergyModel.load(path)
+
+
+# ---- the packaged model (issue 15) -----------------------------------------------------------------
+def test_searches_predict_energy_with_the_packaged_forest(tmp_path, monkeypatch):
+    from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance, table_sha256
+    from moo_audio.problem_files import load_problem, shipped_spaces
+
+    monkeypatch.setenv("MOO_AUDIO_CACHE", str(tmp_path))
+    load_packaged.cache_clear()
+    spec = load_problem("builtin")
+    model = spec.energy_model()
+    assert model.name.startswith(f"packaged {DEFAULT_MODEL}: operators+random-forest(host-cpu-core/int8")
+    assert spec.energy_fingerprint().endswith(table_sha256())
+    info = provenance()
+    assert info["networks"] >= 500 and set(info["spaces"]) == set(shipped_spaces())
+    assert {"hardware", "runtime", "dtype", "threads", "timing", "created", "cv_report"} <= set(info)
+    assert list((tmp_path / "energy").glob("*.joblib"))  # fitted once, then read from the cache
+    energy = model.predict_mj([baseline("ds_cnn_s", n_classes=12), baseline("mobilenet_v2", 1.0)])
+    assert 0 < energy[0] < energy[1]
+    load_packaged.cache_clear()
+
+
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")
+def test_a_forest_warns_far_outside_what_it_was_measured_on(training):
+    from moo_audio.energy.forest import EnergyExtrapolationWarning
+
+    genomes, energy = training
+    model = ForestEnergyModel(n_estimators=10).fit(genomes, energy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict_mj(genomes[:3])  # inside: quiet
+    huge = baseline("mobilenet_v1", 4.0)
+    with pytest.warns(EnergyExtrapolationWarning, match="1 of 2 network.*far outside.*moo-audio energy measure"):
+        model.predict_mj([genomes[0], huge])
+    assert model.outside([genomes[0], huge])[0] == "" and model.outside([huge])[0]
+
+
+def test_energy_section_of_problem_files(tmp_path):
+    from moo_audio.problem_files import ProblemFileError, parse_problem
+
+    base = 'name = "e"\n[dataset]\nname = "builtin"\n'
+    assert parse_problem(base, tmp_path / "e.toml").energy == {"model": "forest", "packaged": "onnxruntime-int8"}
+    with pytest.raises(ProblemFileError, match="energy.packaged: unknown packaged energy model 'nope'"):
+        parse_problem(base + '[energy]\npackaged = "nope"\n', tmp_path / "e.toml")
+    with pytest.raises(ProblemFileError, match="not both"):
+        parse_problem(base + '[energy]\npackaged = "onnxruntime-int8"\npath = "f.joblib"\n', tmp_path / "e.toml")
+    assert parse_problem(base + '[energy]\nmodel = "analytic"\n', tmp_path / "e.toml").energy == {"model": "analytic"}

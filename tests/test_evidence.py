@@ -20,7 +20,7 @@ from moo_audio.space import Block, FrontEnd, Genome
 
 
 def _augmenter(noise=None, **options) -> FeatureAugmenter:
-    zero = {"time_shift_ms": 0, "noise_prob": 0.0, "time_masks": 0, "freq_masks": 0}
+    zero = {"time_shift_ms": 0, "noise_prob": 0.0}
     return FeatureAugmenter(Augmentation(**{**zero, **options}), mean=-5.0, std=2.0, noise=noise, hop_ms=10,
                             log_offset=LOG_OFFSET)
 
@@ -48,10 +48,10 @@ def test_noise_is_added_at_the_asked_snr_in_the_mel_power_domain():
 
 def test_masks_set_bands_and_frames_to_the_mean():
     torch.manual_seed(2)
-    out = _augmenter(time_masks=1, time_mask_frames=5, freq_masks=1, freq_mask_bins=2)(torch.ones(16, 8, 30))
+    out = _augmenter(time_masks=1, time_mask_fraction=0.2, freq_masks=1, freq_mask_fraction=0.25)(torch.ones(16, 8, 30))
     assert (out == 0).any() and (out == 1).any()
     assert Augmentation(snr_db=[0, 5]).snr_db == (0.0, 5.0)
-    with pytest.raises(ValueError, match="noise_prob must be a probability"):
+    with pytest.raises(ValueError, match=r"noise_prob must be in \[0, 1\], got 1.5"):
         Augmentation(noise_prob=1.5)
     with pytest.raises(ValueError, match="snr_db must be"):
         Augmentation(snr_db=(20, 5))

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from scipy.stats import qmc
@@ -37,9 +37,10 @@ RESULT_COLUMNS = ("model_id", "latency_ms")
 OPTIONAL_RESULT_COLUMNS = ("latency_iqr_ms", "repeats", "energy_mj")
 
 
-def design(n: int, space: SearchSpace = SearchSpace(), seed: int = 0,
+def design(n: int, space: SearchSpace | Sequence[SearchSpace] = SearchSpace(), seed: int = 0,
            baselines: bool = True) -> dict[str, Genome]:
-    """``n`` distinct genomes spread over ``space``, plus (``baselines``) every baseline network.
+    """``n`` distinct genomes spread over ``space`` (or over several spaces, ``n`` split evenly
+    between them), plus (``baselines``) every baseline network.
 
     Points of a scrambled Sobol sequence over the unit-cube encoding are decoded to genomes
     and deduplicated (several points can decode to the same genome); more points are drawn
@@ -49,6 +50,23 @@ def design(n: int, space: SearchSpace = SearchSpace(), seed: int = 0,
     """
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    spaces = [space] if isinstance(space, SearchSpace) else list(space)
+    out: dict[str, Genome] = {}
+    for i, one in enumerate(spaces):
+        share = n * (i + 1) // len(spaces) - n * i // len(spaces)
+        out.update({k: g for k, g in _sample(one, share, seed + i).items() if k not in out})
+    if baselines:
+        first = spaces[0]
+        for name, entry in BASELINES.items():
+            frontend = (entry.frontend(first.sample_rate, first.clip_ms[0]) if entry.frontend is not None
+                        else FrontEnd(sample_rate=first.sample_rate))
+            for width in WIDTHS:
+                out[f"{name}_x{width:.2f}"] = baseline(name, width, frontend, first.n_classes)
+    return out
+
+
+def _sample(space: SearchSpace, n: int, seed: int) -> dict[str, Genome]:
+    """``n`` distinct genomes of a scrambled Sobol sequence over ``space``."""
     out: dict[str, Genome] = {}
     sobol = qmc.Sobol(space.n_var, scramble=True, seed=seed)
     size = 2 ** math.ceil(math.log2(max(n, 1)))
@@ -62,12 +80,6 @@ def design(n: int, space: SearchSpace = SearchSpace(), seed: int = 0,
                 break
     if len(out) < n:
         raise ValueError(f"found only {len(out)} distinct genomes in the space; ask for fewer")
-    if baselines:
-        for name, entry in BASELINES.items():
-            frontend = (entry.frontend(space.sample_rate, space.clip_ms[0]) if entry.frontend is not None
-                        else FrontEnd(sample_rate=space.sample_rate))
-            for width in WIDTHS:
-                out[f"{name}_x{width:.2f}"] = baseline(name, width, frontend, space.n_classes)
     return out
 
 

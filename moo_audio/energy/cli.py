@@ -35,6 +35,13 @@ def _fit_and_save(records, args: argparse.Namespace, path: Path) -> None:
     print(f"saved {path} (+ {path.name}.json metadata)")
 
 
+def _spaces(problem: str | None) -> list:
+    """The search spaces to sample: one problem file's, or every shipped problem file's."""
+    from moo_audio.problem_files import load_problem, shipped_spaces
+
+    return [load_problem(problem).declared_space()] if problem else list(shipped_spaces().values())
+
+
 def _measure(args: argparse.Namespace) -> None:
     from moo_audio.energy.bundle import design
     from moo_audio.energy.measure import TimingSettings, measure_genomes
@@ -46,7 +53,7 @@ def _measure(args: argparse.Namespace) -> None:
     forest_path = _refuse_existing(out / FOREST_FILE)
     profile = load_profile(args.profile)
     settings = TimingSettings(max_s=args.max_seconds, passes=args.passes, statistic=args.statistic)
-    genomes = design(args.n, seed=args.seed)
+    genomes = design(args.n, _spaces(args.problem), seed=args.seed)
     start = time.perf_counter()
     with MeasurementWriter(csv_path) as writer:
         def report(i, r):
@@ -63,7 +70,7 @@ def _measure(args: argparse.Namespace) -> None:
 def _bundle(args: argparse.Namespace) -> None:
     from moo_audio.energy.bundle import design, write_bundle
 
-    genomes = design(args.n, seed=args.seed)
+    genomes = design(args.n, _spaces(args.problem), seed=args.seed)
     manifest = write_bundle(genomes, args.out, args.dtype,
                             progress=lambda i, model_id: _progress(i, len(genomes), model_id))
     print(f"wrote {len(genomes)} {args.dtype} models -> {manifest} (see README.md beside it)")
@@ -95,8 +102,10 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
     profile_help = f"a built-in device profile ({', '.join(PROFILES)}) or a .toml/.json profile file"
 
     def sample_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--n", type=int, default=200, help="networks sampled from the search space "
-                                                          "(MobileNetV1/V2 baselines are added)")
+        p.add_argument("--n", type=int, default=200, help="networks sampled from the search spaces "
+                                                          "(every baseline is added)")
+        p.add_argument("--problem", help="sample this problem file's space (default: every shipped problem "
+                                         "file's space, as the packaged model was)")
         p.add_argument("--out", required=True, help="output directory")
         p.add_argument("--seed", type=int, default=0, help="seed of the scrambled Sobol sample")
         p.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE)

@@ -29,6 +29,7 @@ Only load model files you trust: joblib files are pickles.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -156,7 +157,9 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         setup = self.setup or {}
         where = "/".join(setup[k] for k in ("device_profile", "dtype") if k in setup)
         kind = "random-forest" if self.base is None else f"{self.base}+random-forest"
-        return f"{kind}({where or 'unspecified setup'}, n={getattr(self, 'n_train_', 0)})"
+        packaged = getattr(self, "packaged", None)
+        return (f"packaged {packaged}: " if packaged else "") + \
+            f"{kind}({where or 'unspecified setup'}, n={getattr(self, 'n_train_', 0)})"
 
     def _base_mj(self, terms: np.ndarray) -> np.ndarray:
         """The linear base's energies for operator terms (ones without a base)."""
@@ -198,6 +201,9 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
             warnings.simplefilter("ignore", UndefinedMetricWarning)  # the out-of-bag R^2, unused
             self.forest_.fit(features, target)
         self.forest_weight_ = 1.0 if self.linear_ is None else _out_of_bag_weight(target, self.forest_.oob_prediction_)
+        columns = [FEATURE_NAMES.index(f) for f in RANGE_FEATURES]
+        self.feature_range_ = {f: (float(features[:, c].min()), float(features[:, c].max()))
+                               for f, c in zip(RANGE_FEATURES, columns)}
         self.n_train_ = n
         return self
 
@@ -227,8 +233,33 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         return self.predict_with_spread(X)[0]
 
     def predict_mj(self, genomes: Sequence[Genome]) -> np.ndarray:
-        """Predicted energy per inference, mJ (the energy-model interface of the problems)."""
-        return self.predict(genomes)
+        """Predicted energy per inference, mJ (the energy-model interface of the problems); warns
+        (:class:`EnergyExtrapolationWarning`) for genomes far outside the measured networks."""
+        M = _as_matrix(genomes)
+        self.warn_outside(M)
+        return self.predict(M)
+
+    def outside(self, X) -> list[str]:
+        """For each network, the first feature beyond ``EXTRAPOLATION`` x the measured range ("" if none)."""
+        check_is_fitted(self, "forest_", msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
+        M = _as_matrix(X)
+        out = []
+        for row in M:
+            far = [f for f in RANGE_FEATURES if not (self.feature_range_[f][0] / EXTRAPOLATION
+                                                     <= row[FEATURE_NAMES.index(f)]
+                                                     <= self.feature_range_[f][1] * EXTRAPOLATION)]
+            out.append(far[0] if far else "")
+        return out
+
+    def warn_outside(self, X) -> None:
+        far = [(i, f) for i, f in enumerate(self.outside(X)) if f]
+        if far:
+            i, f = far[0]
+            low, high = self.feature_range_[f]
+            warnings.warn(f"{len(far)} of {len(X)} network(s) lie far outside the networks {self.name} was "
+                          f"measured on (network {i}: {f} {_as_matrix(X)[i, FEATURE_NAMES.index(f)]:.4g}, "
+                          f"measured {low:.4g} to {high:.4g}); its energies there are extrapolated: measure "
+                          "networks like them (moo-audio energy measure)", EnergyExtrapolationWarning, stacklevel=3)
 
     def predict_with_spread(self, X) -> tuple[np.ndarray, np.ndarray]:
         """The prediction and a spread, mJ: the standard deviation over the trees of the base times
@@ -257,7 +288,8 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
                 "operator_term_names": list(OPERATOR_TERM_NAMES) if self.base else None,
                 "sklearn_version": sklearn.__version__, "n_train": self.n_train_,
                 "forest_params": self.forest_params, "forest_weight": self.forest_weight_,
-                "setup": dict(self.setup or {}), "cv_report": asdict(cv_report) if cv_report else None}
+                "setup": dict(self.setup or {}), "cv_report": asdict(cv_report) if cv_report else None,
+                "feature_range": self.feature_range_}
         self._sidecar(path).write_text(json.dumps(meta, indent=1))
         return path
 
@@ -293,6 +325,8 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         model = cls(meta.get("setup"), base=base, **meta.get("forest_params", {}))
         model.forest_, model.linear_, model.n_train_ = forest, linear, int(meta.get("n_train", 0))
         model.forest_weight_ = forest_weight
+        model.feature_range_ = {f: tuple(v) for f, v in meta.get("feature_range", {}).items()} or {
+            f: (0.0, math.inf) for f in RANGE_FEATURES}  # saved before ranges were kept: no check
         if meta.get("cv_report"):
             model.cv_report = AccuracyReport(**meta["cv_report"])
         return model
@@ -314,10 +348,20 @@ def _check_names(path: Path, what: str, saved: Sequence[str], current: Sequence[
 
 
 def fit_measurements(records: Sequence[Measurement], folds: int = 5, **model_kwargs) -> ForestEnergyModel:
-    """A model fitted on one setup's measurements, with its k-fold cross-validation report;
-    ``model_kwargs`` go to :class:`ForestEnergyModel` (``base``, ``n_estimators``, ...)."""
+    """A model fitted on one setup's measurements, with its k-fold cross-validation report (none for
+    ``folds=0``); ``model_kwargs`` go to :class:`ForestEnergyModel` (``base``, ``n_estimators``, ...)."""
     setup = check_same_setup(records)
     genomes, energy = [r.genome for r in records], [r.energy_mj for r in records]
     model = ForestEnergyModel(setup, **model_kwargs)
-    model.cross_validate(genomes, energy, folds=folds)
+    if folds:
+        model.cross_validate(genomes, energy, folds=folds)
     return model.fit(genomes, energy)
+
+
+class EnergyExtrapolationWarning(UserWarning):
+    """A network lies far outside the networks an energy model was measured on."""
+
+
+#: features whose range an energy model checks, and how far beyond it (a factor) it predicts quietly
+RANGE_FEATURES = ("macs", "params", "input_elements", "peak_activation_bytes", "widest_layer_channels")
+EXTRAPOLATION = 2.0
