@@ -57,6 +57,10 @@ def extreme_genomes(space: SearchSpace) -> dict[str, Genome]:
                               min(space.hop_ms), max(space.clip_ms))}
 
 
+#: latency bands of the breakdown of errors (ms)
+LATENCY_BANDS_MS = ((0, 0.1), (0.1, 1), (1, 10), (10, float("inf")))
+
+
 def errors(model, records) -> dict[str, float]:
     """Accuracy of the model's predictions of measured records, and how many it flags as far outside."""
     genomes = [r.genome for r in records]
@@ -66,9 +70,16 @@ def errors(model, records) -> dict[str, float]:
         predicted = model.predict_mj(genomes)
     relative = np.abs(predicted - measured) / measured
     report = accuracy(measured, predicted)
+    groups = {"1-D": np.array([g.frontend.representation == "1d" for g in genomes])}
+    groups["2-D"] = ~groups["1-D"]
+    latency = np.array([r.latency_ms for r in records])
+    for low, high in LATENCY_BANDS_MS:
+        groups[f"{low:g}-{high:g} ms"] = (latency > low) & (latency <= high)
     return {"n": len(records), "within_10": report.within_10, "within_20": report.within_20,
             "median": float(np.median(relative)), "worst": float(relative.max()), "mape": report.mape,
-            "flagged": sum(bool(f) for f in model.outside(genomes))}
+            "flagged": sum(bool(f) for f in model.outside(genomes)),
+            "within_10_by_group": {k: (int(m.sum()), float(np.mean(relative[m] <= 0.1)) if m.any() else None)
+                                   for k, m in groups.items()}}
 
 
 def main() -> None:
@@ -121,6 +132,13 @@ def main() -> None:
     for label, r in results.items():
         lines.append(f"| {label} | {r['n']} | {100 * r['within_10']:.0f}% | {100 * r['within_20']:.0f}% | "
                      f"{100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | {100 * r['mape']:.1f}% | {r['flagged']} |")
+    names = list(next(iter(results.values()))["within_10_by_group"])
+    lines += ["", "Within +/-10% by representation and by measured latency (networks in brackets):", "",
+              "| sample | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, r in results.items():
+        cells = [f"{100 * share:.0f}% ({n})" if share is not None else "- (0)"
+                 for n, share in r["within_10_by_group"].values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "| network | MACs | dtype | latency ms (IQR) | energy mJ |", "|---|---|---|---|---|"]
     for r in ref_records:
         lines.append(f"| {r.model_id} | {network_cost(r.genome).macs:,} | {r.dtype} | "

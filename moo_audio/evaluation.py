@@ -290,10 +290,35 @@ def _json(value):
     raise TypeError(type(value).__name__)
 
 
+def strongest_baseline_line(models: Sequence[dict[str, Any]]) -> str:
+    """Whether any found model matches the most accurate baseline, in one sentence: the ratios
+    against weaker baselines say little if the strongest one is out of reach."""
+    def acc(r):
+        m, lo, hi = r["test_mean_ci"]
+        return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    baselines = [r for r in models if r["group"] == "baseline"]
+    found = [r for r in models if r["group"] == "found"]
+    if not baselines or not found:
+        return "No baseline or no found model to compare."
+    best = max(baselines, key=lambda r: r["test_mean_ci"][0])
+    matching = [r for r in found if r["matches"] == best["label"]]
+    if matching:
+        cheapest = min(matching, key=lambda r: r["energy_mj"])
+        return (f"The most accurate baseline, {best['label']} (test {acc(best)}), is matched by {cheapest['label']} "
+                f"(test {acc(cheapest)}) at {cheapest['energy_mj_ratio']:.1f}x less energy and "
+                f"{cheapest['memory_kb_ratio']:.1f}x less memory.")
+    top = max(found, key=lambda r: r["test_mean_ci"][0])
+    return (f"No found model matches the most accurate baseline, {best['label']} (test {acc(best)}); the most "
+            f"accurate found model, {top['label']}, reaches {acc(top)} with "
+            f"{best['energy_mj'] / top['energy_mj']:.1f}x less energy and {best['memory_kb'] / top['memory_kb']:.1f}x "
+            "less memory.")
+
+
 def markdown(out: dict[str, Any]) -> str:
     """The results as a markdown table."""
     lines = ["| model | test accuracy, mean [95% CI] | val accuracy | lr | energy mJ | measured mJ | memory KB | "
-             "M MACs | matches baseline | energy ratio [95% CI] | memory ratio [95% CI] |",
+             "M MACs | matches baseline (share of resamples) | energy ratio [95% CI] | memory ratio [95% CI] |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(out["models"], key=lambda r: (r["group"], -r["test_mean_ci"][0])):
         m, lo, hi = r["test_mean_ci"]
@@ -305,11 +330,13 @@ def markdown(out: dict[str, Any]) -> str:
             if r["matches"] is None:
                 cells += ["none", "-", "-"]
             else:
-                cells += [r["matches"], *(f"{r[f'{w}_ratio']:.1f}x [{r[f'{w}_ratio_ci'][0]:.1f}, "
+                cells += [f"{r['matches']} ({100 * r['matches_share']:.0f}%)",
+                          *(f"{r[f'{w}_ratio']:.1f}x [{r[f'{w}_ratio_ci'][0]:.1f}, "
                                           f"{r[f'{w}_ratio_ci'][1]:.1f}]" for w in ("energy_mj", "memory_kb"))]
         else:
             cells += ["", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("\n" + strongest_baseline_line(out["models"]))
     p = out["protocol"]
     lines.append(f"\n{p['seeds']} seeds per model, {out['budget']['max_epochs']} epochs, learning rate chosen on "
                  f"validation from {p['lrs']}; test read once, after every training. Energy: {out['energy_model']}.")

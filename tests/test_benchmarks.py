@@ -130,7 +130,8 @@ def test_energy_model_quick(tmp_path):
     run_script("energy_model.py", "--quick", "--out", str(tmp_path), "--results", str(tmp_path))
     table = (tmp_path / "energy_model-quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| fresh", "| wider"))]
-    assert len(rows) == 2 and all(row.split("|")[2].strip() == "8" for row in rows)
+    assert len(rows) == 4 and all(row.split("|")[2].strip() == "8" for row in rows[:2])  # + the breakdown
+    assert all(row.count("|") == 8 for row in rows[2:])  # 1-D, 2-D and four latency bands
     assert "| ds_cnn_s |" in table and table.count("| int8 |") == 5
 
 

@@ -275,3 +275,20 @@ def test_evaluate_trains_alike_and_reads_the_test_split_once_at_the_end(tmp_path
     evaluate_run(tmp_path / "run", Protocol(seeds=2, epochs_factor=1, lrs=(1e-3, 3e-3), max_models=2),
                  log=lambda line: events.append(("log", line)))
     assert not [e for e in events if e[0] == "log" and e[1].startswith("  ") and " seed " in e[1]]
+
+
+def test_the_report_says_whether_the_strongest_baseline_is_matched():
+    from moo_audio.evaluation import strongest_baseline_line
+
+    def row(label, group, acc, energy, matches=None):
+        return {"label": label, "group": group, "test_mean_ci": (acc, acc - 0.01, acc + 0.01), "energy_mj": energy,
+                "memory_kb": 10 * energy, "matches": matches, "energy_mj_ratio": 1.0 / energy,
+                "memory_kb_ratio": 1.0 / energy}
+
+    models = [row("big", "baseline", 0.95, 1.0), row("small", "baseline", 0.80, 0.5),
+              row("g1", "found", 0.90, 0.1, matches="small")]
+    assert strongest_baseline_line(models).startswith("No found model matches the most accurate baseline, big")
+    assert "g1, reaches 0.900 [0.890, 0.910] with 10.0x less energy" in strongest_baseline_line(models)
+    models.append(row("g2", "found", 0.96, 0.25, matches="big"))
+    assert strongest_baseline_line(models).startswith("The most accurate baseline, big (test 0.950 [0.940, 0.960]), "
+                                                      "is matched by g2")
