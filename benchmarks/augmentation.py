@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+HERE = Path(__file__).resolve().parent
 VARIANTS = {  # name: Augmentation options (parts switched off are 0; the default is shift + noise)
     "none": None,
     "time shift": {"noise_prob": 0.0},
@@ -61,8 +61,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: the problem's")
     parser.add_argument("--quick", action="store_true", help="built-in data, 2 epochs, 2 seeds")
     parser.add_argument("--cost", action="store_true", help="time the training cost of each variant instead")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default: benchmarks/results, benchmarks/out with --quick)")
     args = parser.parse_args()
+    args.out = args.out or HERE / ("out" if args.quick else "results")
 
     from moo_audio.augment import Augmentation
     from moo_audio.data import load_dataset
