@@ -44,7 +44,9 @@ def main() -> None:
     parser.add_argument("--remeasure", action="store_true", help="measure a stored result's models again")
     args = parser.parse_args()
     if args.remeasure:
-        remeasure(args.results / f"evidence-{args.problem}{'-quick' if args.quick else ''}")
+        quick = " --quick" if args.quick else ""
+        remeasure(args.results / f"evidence-{args.problem}{quick.replace(' --', '-')}",
+                  f"python benchmarks/evidence.py --problem {args.problem}{quick} --remeasure")
         return
 
     from moo_audio.evaluation import Protocol, evaluate_run
@@ -81,7 +83,7 @@ def main() -> None:
     print(f"wrote {stem}.md, .json")
 
 
-def remeasure(stem: Path) -> None:
+def remeasure(stem: Path, command: str) -> None:
     """Measure the models of ``stem.json`` again in this process; the comparison goes to both files."""
     import numpy as np
 
@@ -92,9 +94,7 @@ def remeasure(stem: Path) -> None:
     out = json.loads(stem.with_suffix(".json").read_text())
     genomes = [Genome.from_json(m["genome"]) for m in out["models"]]
     records = measure_pareto(genomes, load_profile("host-cpu-core"))
-    problem = stem.name.removeprefix("evidence-")
-    lines = ["", f"Measured again in a fresh process (`python benchmarks/evidence.py --problem {problem} "
-                 f"--remeasure`, 1-minute load average {os.getloadavg()[0]:.2f}):",
+    lines = ["", f"Measured again in a fresh process (`{command}`, 1-minute load average {os.getloadavg()[0]:.2f}):",
              "", "| model | predicted mJ | measured at the evaluation's end | measured again |", "|---|---|---|---|"]
     for m, r in zip(out["models"], records):
         m["remeasured_energy_mj"] = r.energy_mj

@@ -159,6 +159,10 @@ def test_evidence_quick(tmp_path):
     assert groups.count("baseline") == len(load_problem("builtin").baselines) and groups.count("found") >= 1
     assert all(m["measured_energy_mj"] > 0 for m in data["models"])
     assert (tmp_path / "evidence-builtin-quick.md").read_text().startswith("`python benchmarks/evidence.py")
+    run_script("evidence.py", "--quick", "--remeasure", "--results", str(tmp_path))
+    again = json.loads((tmp_path / "evidence-builtin-quick.json").read_text())["models"]
+    assert all(m["remeasured_energy_mj"] > 0 for m in again)
+    assert "| measured again |" in (tmp_path / "evidence-builtin-quick.md").read_text()
 
 
 def test_validation_agreement_quick(tmp_path):
