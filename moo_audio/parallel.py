@@ -125,10 +125,11 @@ class DaskRunner:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def _handle(self, features: FeatureSet):
-        """The scattered copy of a feature set (scattered once; the set is kept alive with it)."""
+        """The scattered copy of a feature set: scattered to every worker, so that it outlives any one
+        of them, and again if every copy was lost; the set is kept alive with it."""
         key = id(features)
-        if key not in self._scattered:
-            self._scattered[key] = (features, self.client.scatter(features, hash=False))
+        if key not in self._scattered or self._scattered[key][1].status != "finished":
+            self._scattered[key] = (features, self.client.scatter(features, hash=False, broadcast=True))
         return self._scattered[key][1]
 
     def _on_event(self, event) -> None:
@@ -141,20 +142,36 @@ class DaskRunner:
     def run(self, jobs: Sequence[TrainJob], features: Sequence[FeatureSet],
             on_epoch: EpochReport | None = None) -> Iterator[tuple[int, TrainResult, str]]:
         from distributed import as_completed
+        from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
 
         batch, self._batch = self._batch, self._batch + 1
         if on_epoch is not None:
             self._reports[batch] = on_epoch
-        futures = {self.client.submit(_train_on_worker, job, self._handle(f), (batch, i), pure=False): i
-                   for i, (job, f) in enumerate(zip(jobs, features))}
+
+        def submit(i: int):
+            return self.client.submit(_train_on_worker, jobs[i], self._handle(features[i]), (batch, i), pure=False)
+
+        futures = {submit(i): i for i in range(len(jobs))}
+        resubmitted: set[int] = set()
         try:
-            for future in as_completed(futures):
+            pending = as_completed(futures)
+            for future in pending:
+                i = futures[future]
                 try:
                     result, worker = future.result()
                 except KilledWorker as error:
                     result, worker = TrainResult.failure(f"the worker training it died ({error})"), ""
-                yield futures[future], result, worker
+                except FutureCancelledError as error:
+                    # the scheduler forgot the task: every copy of its features went with dead workers
+                    if i not in resubmitted:
+                        resubmitted.add(i)
+                        retry = submit(i)
+                        futures[retry] = i
+                        pending.add(retry)
+                        continue
+                    result, worker = TrainResult.failure(f"its features were lost with the workers ({error})"), ""
+                yield i, result, worker
         finally:
             self._reports.pop(batch, None)
             for future in futures:

@@ -144,3 +144,32 @@ def test_genome_operators_plug_into_pymoo_algorithms(dataset, tmp_path):
     res = minimize(problem, NSGA2(pop_size=4, sampling=GenomeSampling(), mutation=SwarmMutation(pso_prob=0.5),
                                   repair=GenomeRepair(), eliminate_duplicates=True), ("n_evals", 8), seed=3)
     assert len(problem.evaluated_keys) >= 8 and np.isfinite(res.F).all()
+
+
+def test_dask_features_outlive_a_worker_and_are_scattered_again_when_lost(dataset, tmp_path):
+    """Features go to every worker (a killed one takes no data with it); a job whose features were
+    lost altogether (the scheduler cancels it) is submitted again with the features scattered anew."""
+    problem = _problem(dataset, tmp_path)
+    genome = problem.space.sample(1, seed=5)[0]
+    features = problem.features(genome.frontend)
+    runner = DaskRunner.local(n_workers=2)
+    try:
+        client = runner.client
+        handle = runner._handle(features)
+        assert len(client.who_has(handle)[handle.key]) == 2
+        submit, lost = client.submit, []
+
+        def submit_then_lose_the_features(*args, **kwargs):  # the first submission loses its data
+            future = submit(*args, **kwargs)
+            if not lost:
+                lost.append(args[2])
+                client.cancel(args[2], force=True)
+            return future
+
+        client.submit = submit_then_lose_the_features
+        ((_, result, _),) = runner.run([problem.job(genome)], [features])
+        client.submit = submit
+    finally:
+        runner.close()
+    assert lost and not result.failed and result.epochs >= 1
+    assert runner._scattered[id(features)][1] is not lost[0]
