@@ -98,17 +98,21 @@ class FeatureAugmenter:
             x = self._shift(x, shift)
         if a.noise_prob and self.noise is not None and len(self.noise):
             x = self._add_noise(x)
+        if a.time_masks or a.freq_masks:
+            x = self._mask(x)
+        return x
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.augmentation
         masks = [(a.time_masks, torchaudio.transforms.TimeMasking(round(a.time_mask_fraction * x.shape[2]),
                                                                   iid_masks=True)),
                  (a.freq_masks, torchaudio.transforms.FrequencyMasking(round(a.freq_mask_fraction * x.shape[1]),
                                                                        iid_masks=True))]
-        if any(n and m.mask_param for n, m in masks):
-            x = x.unsqueeze(1)  # iid masks need [batch, channel, freq, time]
-            for n, mask in masks:
-                for _ in range(n if mask.mask_param else 0):
-                    x = mask(x, mask_value=0.0)
-            x = x.squeeze(1)
-        return x
+        x = x.unsqueeze(1)  # iid masks need [batch, channel, freq, time]
+        for n, mask in masks:
+            for _ in range(n if mask.mask_param else 0):
+                x = mask(x, mask_value=0.0)
+        return x.squeeze(1)
 
     def _shift(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         n, _, t = x.shape
