@@ -39,6 +39,7 @@ QUICK_TREES = 50
 TREES = 300
 
 _PROBLEMS: dict[tuple[str, int], Any] = {}
+_REFITS: dict[tuple[str, int, int], list] = {}
 
 
 def add_run_arguments(parser, unit: str, full: tuple[int, int], quick: tuple[int, int], quick_help: str) -> None:
@@ -105,6 +106,25 @@ def surrogate(table: str, n_estimators: int = TREES):
     return _PROBLEMS[key]
 
 
+def refitted_surrogates(table: str, n_estimators: int, k: int) -> list:
+    """``k`` surrogates of ``table`` each fitted to a bootstrap resample of its architectures (seeds
+    0..k-1; built once per process): surrogates as plausible as the one a benchmark runs on, whose
+    disagreement measures how far the surrogate's error moves a hypervolume."""
+    key = (table, n_estimators, k)
+    if key not in _REFITS:
+        from moo_audio.surrogate import SurrogateAudioNASProblem, SurrogateTable
+
+        main = surrogate(table, n_estimators)
+        rows = main.table.rows
+        _REFITS[key] = []
+        for seed in range(k):
+            pick = np.random.default_rng(seed).integers(0, len(rows), len(rows))
+            resampled = SurrogateTable(main.table.meta, tuple(rows[i] for i in pick))
+            _REFITS[key].append(SurrogateAudioNASProblem(resampled, energy_model=main.energy_model,
+                                                         n_estimators=n_estimators, folds=0, seed=seed))
+    return _REFITS[key]
+
+
 def reference_scale(problem) -> HypervolumeScale:
     """The hypervolume scale of the problem's table: its trained feasible sample architectures under
     the problem's energy model and constraints (depends on the table, not on the forest)."""
@@ -130,15 +150,17 @@ def feasible_rows(F: np.ndarray, G: np.ndarray | None) -> np.ndarray:
 
 
 class Recorder:
-    """Objectives and constraints of every evaluation, in order; ``evaluator()`` records a pymoo run,
-    ``add`` anything else (e.g. an Optuna trial)."""
+    """Designs, objectives and constraints of every evaluation, in order; ``evaluator()`` records a
+    pymoo run, ``add`` anything else (e.g. an Optuna trial)."""
 
     def __init__(self):
+        self.X: list[np.ndarray] = []
         self.F: list[np.ndarray] = []
         self.G: list[np.ndarray | None] = []
 
-    def add(self, F: np.ndarray, G: np.ndarray | None) -> None:
+    def add(self, X: np.ndarray, F: np.ndarray, G: np.ndarray | None) -> None:
         F = np.atleast_2d(np.asarray(F, dtype=float))
+        self.X.append(np.asarray(X).reshape(len(F), -1) if np.asarray(X).dtype != object else np.asarray(X))
         self.F.append(F)
         self.G.append(None if G is None or not np.size(G) else np.atleast_2d(np.asarray(G, dtype=float)))
 
@@ -151,7 +173,7 @@ class Recorder:
         class RecordingEvaluator(Evaluator):
             def _eval(self, problem, pop, evaluate_values_of, **kwargs):
                 super()._eval(problem, pop, evaluate_values_of, **kwargs)
-                recorder.add(pop.get("F"), pop.get("G") if problem.n_ieq_constr else None)
+                recorder.add(pop.get("X"), pop.get("F"), pop.get("G") if problem.n_ieq_constr else None)
 
         return RecordingEvaluator()
 
@@ -163,6 +185,20 @@ class Recorder:
         feasible = np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)])
         return hypervolume_curve(F, feasible, scale, budget), len(F)
 
+    def refit_hv(self, refits: Sequence, scale: HypervolumeScale, budget: int) -> list[list[float]]:
+        """The hypervolume at each of :func:`marks` of the same designs, in the same order, answered by
+        each of ``refits`` (see :func:`refitted_surrogates`): one list per refit."""
+        if not self.X:
+            return [[0.0] * len(marks(budget)) for _ in refits]
+        X = np.concatenate(self.X)[:budget]
+        out = []
+        for refit in refits:
+            values = refit.evaluate(X, return_values_of=["F", "G"] if refit.n_ieq_constr else ["F"])
+            F, G = (values if refit.n_ieq_constr else (values, None))
+            curve = hypervolume_curve(F, feasible_rows(F, G), scale, budget)
+            out.append([float(curve[m - 1]) for m in marks(budget)])
+        return out
+
 
 def timed(fn: Callable[[], None]) -> dict[str, float]:
     """Run ``fn``; its wall and CPU seconds."""
@@ -171,22 +207,26 @@ def timed(fn: Callable[[], None]) -> dict[str, float]:
     return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
 
 
-def run_pymoo(problem, algorithm, budget: int, seed: int) -> dict[str, Any]:
+def run_pymoo(problem, algorithm, budget: int, seed: int, refits: Sequence = ()) -> dict[str, Any]:
     """One seeded ``minimize`` of a pymoo algorithm, ``("n_evals", budget)``: its hypervolume curve
-    (evaluations past the budget, e.g. of a last generation, are left out) and timings."""
+    (evaluations past the budget, e.g. of a last generation, are left out), timings and, with
+    ``refits``, the hypervolumes those surrogates give its designs (:meth:`Recorder.refit_hv`)."""
     from pymoo.optimize import minimize
 
     seed_everything(seed)
     recorder = Recorder()
     times = timed(lambda: minimize(problem, algorithm, ("n_evals", budget), seed=seed,
                                    evaluator=recorder.evaluator()))
-    return finish(recorder, problem, budget, times)
+    return finish(recorder, problem, budget, times, refits)
 
 
-def finish(recorder: Recorder, problem, budget: int, times: dict[str, float]) -> dict[str, Any]:
+def finish(recorder: Recorder, problem, budget: int, times: dict[str, float], refits: Sequence = ()) -> dict[str, Any]:
     scale = reference_scale(problem)
     curve, n = recorder.curve(scale, budget)
-    return {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": scale.to_dict(), **times}
+    out = {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": scale.to_dict(), **times}
+    if refits:
+        out["hv_refit"] = recorder.refit_hv(refits, scale, budget)
+    return out
 
 
 def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> tuple[list[dict], list[str]]:
@@ -204,7 +244,7 @@ def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> 
             print(f"job {jobs[i]} failed: {type(error).__name__}: {error}", flush=True)
             return
         results[i] = result
-        brief = {k: v for k, v in result.items() if k not in ("hv", "reference")}
+        brief = {k: v for k, v in result.items() if k not in ("hv", "reference", "hv_refit")}
         print(json.dumps({**brief, "final_hv": round(result["hv"][-1], 5)}), flush=True)
 
     if processes <= 1:
@@ -273,6 +313,35 @@ def cell(summary: dict[str, list[float]], evals: int) -> str:
     if i >= len(summary["median"]):
         return "-"
     return f"{summary['median'][i]:.4f} [{summary['lo'][i]:.4f}, {summary['hi'][i]:.4f}]"
+
+
+def leaders_vs_surrogate_error(runs: Sequence[dict], summary: dict, budget: int, key: str = "algorithm") -> str:
+    """Per mark, whether the leader's lead over the runner-up (by median hypervolume) exceeds the
+    surrogate's error: the share of refitted surrogates (runs' ``hv_refit``) under which the leader's
+    median still beats the runner-up's, beside whether their seed intervals overlap. Groups without
+    refits (e.g. merged older runs) take no part."""
+    at = marks(budget)
+    refit = {}
+    for run in runs:
+        if "hv_refit" in run:
+            refit.setdefault(run[key], []).append(np.array(run["hv_refit"]))  # (refits, marks)
+    rows = []
+    for j, m in enumerate(at):
+        ranked = sorted((g for g in refit if len(summary[g]["median"]) >= m),
+                        key=lambda g: -summary[g]["median"][m - 1])
+        if len(ranked) < 2:
+            continue
+        lead, second = ranked[:2]
+        medians = {g: np.median(np.stack(refit[g])[:, :, j], axis=0) for g in (lead, second)}  # per refit
+        holds = int(np.sum(medians[lead] > medians[second]))
+        gap = summary[lead]["median"][m - 1] - summary[second]["median"][m - 1]
+        overlap = summary[lead]["lo"][m - 1] <= summary[second]["hi"][m - 1]
+        verdict = "yes" if holds >= 0.95 * len(medians[lead]) and not overlap else "no"
+        rows.append([m, lead, second, f"{gap:.4f}", f"{holds}/{len(medians[lead])}",
+                     "overlap" if overlap else "apart", verdict])
+    header = ["evals", "leader", "runner-up", "median HV gap", "leader ahead under refitted surrogates",
+              "95% seed intervals", "difference exceeds the surrogate's error and seed noise"]
+    return markdown(header, rows)
 
 
 def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

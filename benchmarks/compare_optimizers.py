@@ -22,7 +22,10 @@ with ``compare_acquisitions.py``.
 Outputs under ``--out``: ``optimizers.json`` (every curve, timings, settings, reference),
 ``optimizers.md`` (median and 95 % percentile-bootstrap interval of the median HV at 25/50/100/200
 evaluations; evaluations each algorithm's median curve needs to reach NSGA-II's median HV at the
-budget) and ``optimizers.png`` (median curves with their 95 % bands)::
+budget; per mark, whether the leader's lead over the runner-up exceeds the surrogate's error: it
+must hold under at least 95% of ``REFITS`` surrogates refitted to bootstrap resamples of the table,
+which re-answer every run's designs, and the seed intervals must not overlap) and ``optimizers.png``
+(median curves with their 95 % bands)::
 
     python benchmarks/compare_optimizers.py --jobs 2              # the full comparison
     python benchmarks/compare_optimizers.py --quick               # 2 seeds, 30 evaluations
@@ -56,6 +59,9 @@ OURS = ("hybrid", "botorch", "evolution", "pso")
 PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2")
 ALGORITHMS = OURS + PEERS
 QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
+#: surrogates refitted to bootstrap resamples of the table, re-answering every run's designs: whether
+#: a lead exceeds the surrogate's error (``_hv.leaders_vs_surrogate_error``)
+REFITS, QUICK_REFITS = 10, 3
 
 
 def make_algorithm(name: str, bo_options: dict[str, Any]):
@@ -88,7 +94,7 @@ def suggest(trial, name: str, var):
     raise TypeError(f"variable {name!r}: no Optuna suggestion for {type(var).__name__}")
 
 
-def run_optuna(problem, sampler_name: str, budget: int, seed: int) -> dict[str, Any]:
+def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=()) -> dict[str, Any]:
     """One seeded Optuna study of ``budget`` trials on the problem's mixed variables."""
     import optuna
 
@@ -103,7 +109,7 @@ def run_optuna(problem, sampler_name: str, budget: int, seed: int) -> dict[str, 
         assignment = {name: suggest(trial, name, var) for name, var in problem.vars.items()}
         out = problem.evaluate(np.array([assignment], dtype=object), return_as_dictionary=True)
         G = out.get("G") if problem.n_ieq_constr else None
-        recorder.add(out["F"], G)
+        recorder.add(np.array([assignment], dtype=object), out["F"], G)
         trial.set_user_attr("constraints", [] if G is None else [float(g) for g in np.ravel(G)])
         return [float(f) for f in np.ravel(out["F"])]
 
@@ -114,18 +120,19 @@ def run_optuna(problem, sampler_name: str, budget: int, seed: int) -> dict[str, 
                                                 constraints_func=constraints)
     study = optuna.create_study(directions=["minimize"] * problem.n_obj, sampler=sampler)
     times = _hv.timed(lambda: study.optimize(objective, n_trials=budget))
-    return _hv.finish(recorder, problem, budget, times)
+    return _hv.finish(recorder, problem, budget, times, refits)
 
 
 def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
     """One (algorithm, seed) job: its hypervolume curve and timings."""
     _hv.quiet()
     problem = _hv.surrogate(table, trees)
+    refits = _hv.refitted_surrogates(table, trees, QUICK_REFITS if quick else REFITS)
     if algorithm.startswith("optuna-"):
-        result = run_optuna(problem, algorithm, budget, seed)
+        result = run_optuna(problem, algorithm, budget, seed, refits)
     else:
         algo = make_algorithm(algorithm, QUICK_BO if quick else {})
-        result = _hv.run_pymoo(problem, algo, budget, seed)
+        result = _hv.run_pymoo(problem, algo, budget, seed, refits)
     return {"algorithm": algorithm, "seed": seed, **result}
 
 
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 
     table, summary = report(runs, budget)
+    table += "\n\nDo the leaders differ by more than the surrogate's error?\n\n" + \
+        _hv.leaders_vs_surrogate_error(runs, summary, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "algorithms": algorithms, "pop_size": POP_SIZE, "bo_options": QUICK_BO if args.quick else {},

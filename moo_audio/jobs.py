@@ -10,6 +10,7 @@ they compare with, threads, device); the features travel beside it (in this proc
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,9 @@ def fold_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "curve": np.mean([r["curve"][:epochs] for r in rows], axis=0).tolist(),
             "train_loss": np.mean([r["train_loss"][:epochs] for r in rows], axis=0).tolist(),
             "epochs": epochs, "stop_reason": reasons.pop() if len(reasons) == 1 else "mixed",
-            "seconds": float(sum(r["seconds"] for r in rows)), "failed": False, "failure_reason": None,
+            "seconds": float(sum(r["seconds"] for r in rows)),
+            "cpu_seconds": float(sum(r.get("cpu_seconds", math.nan) for r in rows)),
+            "failed": False, "failure_reason": None,
             "fold_val_accuracies": [r["val_accuracy"] for r in rows]}
 
 

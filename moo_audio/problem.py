@@ -306,19 +306,27 @@ class AudioNASProblem(Problem):
             return
         if self.events is not None:
             self.events.started(candidates, self.budget.max_epochs)
-        k = self.folds
-        jobs = [self.job(g) for g in genomes]
-        if k > 1:  # fold f of candidate c is job c * k + f
-            jobs = [replace(job, fold=(f, k)) for job in jobs for f in range(k)]
         on_epoch = None if self.events is None else (
-            lambda i, epoch, accuracy: self.events.epoch(candidates[i // k].key, epoch, accuracy))
+            lambda i, epoch, accuracy: self.events.epoch(candidates[i].key, epoch, accuracy))
+        for i, row, worker in self.train_rows([self.job(g) for g in genomes], on_epoch):
+            self._record(candidates[i], row, worker)
+
+    def train_rows(self, jobs: Sequence[TrainJob], on_epoch: EpochReport | None = None
+                   ) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """Train jobs as the problem evaluates a candidate, on each of its :attr:`folds`; yields
+        ``(index, evaluation row, worker)`` as all folds of a job finish (the folds' mean row, see
+        :func:`~moo_audio.jobs.fold_row`); ``on_epoch`` gets the job's index."""
+        k = self.folds
+        if k > 1:  # fold f of job j is fold job j * k + f
+            jobs = [replace(job, fold=(f, k)) for job in jobs for f in range(k)]
+        report = None if on_epoch is None else (lambda i, epoch, accuracy: on_epoch(i // k, epoch, accuracy))
         folds: dict[int, dict[int, dict[str, Any]]] = {}
-        for i, result, worker in self.train(jobs, on_epoch):
-            c, f = divmod(i, k)
-            folds.setdefault(c, {})[f] = evaluation_row(result)
-            if len(folds[c]) == k:
-                rows = [folds[c][f] for f in range(k)]
-                self._record(candidates[c], rows[0] if k == 1 else fold_row(rows), worker)
+        for i, result, worker in self.train(jobs, report):
+            j, f = divmod(i, k)
+            folds.setdefault(j, {})[f] = evaluation_row(result)
+            if len(folds[j]) == k:
+                rows = [folds.pop(j)[f] for f in range(k)]
+                yield j, rows[0] if k == 1 else fold_row(rows), worker
 
     def _record(self, candidate: Candidate, row: dict[str, Any], worker: str) -> None:
         self._results[candidate.key] = row

@@ -1,11 +1,12 @@
 """``SurrogateAudioNASProblem``: the audio NAS problem answered in milliseconds from real trainings.
 
 A *table* holds architectures sampled from a problem file's search space and trained for its whole
-budget (``benchmarks/build_surrogate.py``; the tables of ``problems/builtin.toml`` and
-``problems/fsdd.toml`` ship in ``moo_audio/tables``). The surrogate answers any genome of that
-space: its error by a random forest fitted to the table over the generic architecture features of
-:mod:`moo_audio.energy.features` (cross-validated accuracy in :attr:`error_model_report`), its
-energy and memory exactly, as :class:`~moo_audio.problem.AudioNASProblem` does. Objectives,
+budget, some with several seeds (``benchmarks/build_surrogate.py``, :mod:`moo_audio.table_build`;
+the tables of ``problems/builtin.toml`` and ``problems/fsdd.toml`` ship in ``moo_audio/tables``).
+The surrogate answers any genome of that space: its error curve by a model fitted to the table over
+the generic architecture features of :mod:`moo_audio.energy.features` (cross-validated in
+:attr:`error_model_report`, beside the :func:`seed_noise_ceiling` of the table), the training seconds
+of any number of epochs, and energy and memory exactly, as :class:`~moo_audio.problem.AudioNASProblem` does. Objectives,
 constraints, variables and the exact cheap objectives are those of the real problem, so every
 optimizer runs on it unchanged and a 200-evaluation run takes seconds.
 """
@@ -15,18 +16,19 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymoo.core.problem import Problem
-from scipy.stats import spearmanr
-from sklearn.ensemble import RandomForestRegressor
+from scipy.stats import kendalltau, spearmanr
+from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.multioutput import MultiOutputRegressor
 
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
@@ -89,81 +91,189 @@ def load_table(table: str | os.PathLike) -> SurrogateTable:
     return SurrogateTable(data["meta"], tuple(data["rows"]))
 
 
+def error_curves(row: dict[str, Any]) -> np.ndarray:
+    """An architecture's classification error after each epoch with its best epoch restored (one minus
+    the running maximum of the validation curve), averaged over its runs (seeds)."""
+    runs = [r for r in row.get("runs", [row]) if not r["failed"]]
+    epochs = min(len(r["curve"]) for r in runs)
+    return np.mean([1.0 - np.maximum.accumulate(r["curve"][:epochs]) for r in runs], axis=0)
+
+
 @dataclass(frozen=True)
-class ErrorModelReport:
-    """k-fold cross-validated accuracy of the error forest on the table."""
+class Agreement:
+    """How well predicted errors match target errors: overall, and among the best quarter of the
+    architectures (``top_*``: the quarter with the lowest ``quality``, the target by default), where
+    optimizers differ."""
 
     n: int
-    folds: int
-    mae: float        # mean absolute error of the predicted classification error
-    spearman: float   # rank correlation of predicted and trained error
+    spearman: float
+    kendall: float
     r2: float
+    mae: float        # mean absolute error of the classification error
+    top_spearman: float
+    top_kendall: float
+    top_mae: float
+
+    @classmethod
+    def of(cls, predicted: np.ndarray, target: np.ndarray, quality: np.ndarray | None = None) -> Agreement:
+        predicted, target = np.asarray(predicted, float), np.asarray(target, float)
+        quality = target if quality is None else np.asarray(quality, float)
+        top = quality <= np.quantile(quality, 0.25)
+        return cls(n=len(target), spearman=float(spearmanr(predicted, target).statistic),
+                   kendall=float(kendalltau(predicted, target).statistic), r2=float(r2_score(target, predicted)),
+                   mae=float(mean_absolute_error(target, predicted)),
+                   top_spearman=float(spearmanr(predicted[top], target[top]).statistic),
+                   top_kendall=float(kendalltau(predicted[top], target[top]).statistic),
+                   top_mae=float(mean_absolute_error(target[top], predicted[top])))
+
+    @classmethod
+    def mean(cls, agreements: Sequence[Agreement]) -> Agreement:
+        """Field-wise mean (``n`` of the first)."""
+        values = {f.name: float(np.mean([getattr(a, f.name) for a in agreements])) for f in fields(cls)}
+        return cls(**{**values, "n": agreements[0].n})
 
     def __str__(self) -> str:
-        return (f"n={self.n}, {self.folds}-fold: MAE {self.mae:.3f}, Spearman {self.spearman:.3f}, "
-                f"R2 {self.r2:.3f}")
+        return (f"n={self.n}: Spearman {self.spearman:.3f}, Kendall {self.kendall:.3f}, R2 {self.r2:.3f}, "
+                f"MAE {self.mae:.3f}; best quartile Spearman {self.top_spearman:.3f}, Kendall "
+                f"{self.top_kendall:.3f}, MAE {self.top_mae:.3f}")
+
+
+def seed_noise_ceiling(table: SurrogateTable) -> Agreement | None:
+    """How well one training run of an architecture predicts another run with another seed: the
+    :class:`Agreement` of run ``a``'s error with run ``b``'s, averaged over seed pairs, over the
+    architectures trained with several seeds (best quartile by their mean error). ``None`` with fewer
+    than 8 such architectures. No model can predict a single run better than this, on average."""
+    rows = [r for r in table.trained() if sum(not run["failed"] for run in r.get("runs", ())) >= 2]
+    if len(rows) < 8:
+        return None
+    errors = [{run["seed"]: 1.0 - run["val_accuracy"] for run in r["runs"] if not run["failed"]} for r in rows]
+    seeds = sorted({s for e in errors for s in e})
+    pairs = []
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            both = [e for e in errors if a in e and b in e]
+            if len(both) >= 8:
+                pairs.append(Agreement.of([e[a] for e in both], [e[b] for e in both],
+                                          [np.mean(list(e.values())) for e in both]))
+    return Agreement.mean(pairs) if pairs else None
+
+
+#: the error models a table can be fitted with, by name (each maps features to the error curve);
+#: ``benchmarks/surrogate_report.py`` compares them by cross-validation
+ERROR_MODELS: dict[str, Callable[[int, int], Any]] = {
+    "forest": lambda trees, seed: RandomForestRegressor(n_estimators=trees, min_samples_leaf=2,
+                                                        random_state=seed, n_jobs=1),
+    "extra_trees": lambda trees, seed: ExtraTreesRegressor(n_estimators=trees, min_samples_leaf=2,
+                                                           random_state=seed, n_jobs=1),
+    "boosting": lambda trees, seed: MultiOutputRegressor(HistGradientBoostingRegressor(
+        max_iter=trees, learning_rate=0.05, random_state=seed)),
+}
+
+
+@dataclass(frozen=True)
+class ErrorModelReport(Agreement):
+    """k-fold cross-validated :class:`Agreement` of the error model with the table, at the full budget."""
+
+    folds: int
+
+    def __str__(self) -> str:
+        return f"{self.folds}-fold, {super().__str__()}"
 
 
 class SurrogateAudioNASProblem(Problem):
-    """The audio NAS problem of a table's problem file, with a fitted forest in place of training.
+    """The audio NAS problem of a table's problem file, with a fitted model in place of training.
+
+    The error model maps the architecture features of :mod:`moo_audio.energy.features` to the whole
+    error curve (:func:`error_curves`), so the problem answers at any number of epochs up to the
+    table's budget: ``problem.evaluate(X, epochs=5)`` is the error a 5-epoch training of the table's
+    schedule would reach, and ``out["train_seconds"]`` what that training costs (a second forest,
+    fitted to the table's wall seconds per epoch, on the table's machine).
 
     Args:
         table: a shipped table name (:data:`TABLES`), a table file, or a loaded :class:`SurrogateTable`.
         energy_model: predicts energy per inference (mJ); default the packaged forest (as the real problem).
         constraints: default the table's (those of its problem file); breaking a cheap one gives the
             error of an untrained candidate (1.0), as the real problem does.
-        n_estimators: trees of the error forest.
-        folds: folds of the cross-validation in :attr:`error_model_report`.
-        seed: seed of the forest and of the cross-validation split.
+        error_model: a name of :data:`ERROR_MODELS`.
+        n_estimators: trees (boosting iterations) of the error model.
+        folds: folds of the cross-validation in :attr:`error_model_report` (0: none, the report is ``None``).
+        seed: seed of the models and of the cross-validation split.
     """
 
     cheap_objectives = CHEAP_OBJECTIVES
 
     def __init__(self, table: str | os.PathLike | SurrogateTable = "builtin",
                  energy_model: EnergyModel | None = None, constraints: Constraints | None = None,
-                 n_estimators: int = 300, folds: int = 5, seed: int = 0):
+                 error_model: str = "forest", n_estimators: int = 300, folds: int = 5, seed: int = 0):
+        if error_model not in ERROR_MODELS:
+            raise ValueError(f"unknown error_model {error_model!r}: give one of {sorted(ERROR_MODELS)}")
         self.table = table if isinstance(table, SurrogateTable) else load_table(table)
         self.space = self.table.space
         self.energy_model = energy_model or default_model()
         self.constraints = constraints if constraints is not None else self.table.constraints
         self.repair = GenomeRepair()
         rows = self.table.trained()
-        if len(rows) < 2 * folds:
+        if len(rows) < max(2, 2 * folds):
             raise ValueError(f"surrogate table of {self.table.meta['problem']!r} has {len(rows)} trained "
                              f"architectures; at least {2 * folds} are needed")
         X = feature_matrix(self.table.genomes(rows))
-        y = 1.0 - np.array([r["val_accuracy"] for r in rows])
-        self.forest = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=2,
-                                            random_state=seed, n_jobs=1)
-        cv = cross_val_predict(self.forest, X, y, cv=KFold(folds, shuffle=True, random_state=seed))
-        self.error_model_report = ErrorModelReport(
-            n=len(y), folds=folds, mae=float(mean_absolute_error(y, cv)),
-            spearman=float(spearmanr(cv, y).statistic), r2=float(r2_score(y, cv)))
-        self.forest.fit(X, y)
+        curves = [error_curves(r) for r in rows]
+        self.max_epochs = min(len(c) for c in curves)
+        Y = np.array([c[:self.max_epochs] for c in curves])
+        y = Y if self.max_epochs > 1 else Y[:, 0]  # scikit-learn wants one output as a vector
+        self.error_model = ERROR_MODELS[error_model](n_estimators, seed)
+        self.error_model_report: ErrorModelReport | None = None
+        if folds:
+            cv = cross_val_predict(self.error_model, X, y, cv=KFold(folds, shuffle=True, random_state=seed))
+            self.error_model_report = ErrorModelReport(
+                **vars(Agreement.of(cv.reshape(len(Y), -1)[:, -1], Y[:, -1])), folds=folds)
+        self.error_model.fit(X, y)
+        per_epoch = np.array([r["seconds"] / max(1, r["epochs"]) for r in rows])
+        self.seconds_model = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
+        self.seconds_model.fit(X, np.log(per_epoch))
         n = self.space.n_var
         super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(self.constraints.active()),
-                         xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars())
+                         xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars(),
+                         requires_kwargs=True)  # evaluate(X, epochs=...) reaches _evaluate
 
-    def predict_error(self, genomes: Sequence[Genome]) -> np.ndarray:
-        """The forest's classification error of each genome, clipped to ``[0, 1]``."""
-        return np.clip(self.forest.predict(feature_matrix(genomes)), 0.0, 1.0)
+    def _epochs(self, epochs: int | None) -> int:
+        if epochs is None:
+            return self.max_epochs
+        whole = isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool)
+        if not whole or not 1 <= epochs <= self.max_epochs:
+            raise ValueError(f"epochs must be an integer in 1..{self.max_epochs} (the table's budget), got {epochs!r}")
+        return int(epochs)
+
+    def predict_error(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
+        """The model's classification error of each genome after ``epochs`` (default the whole
+        budget), clipped to ``[0, 1]``."""
+        curves = self.error_model.predict(feature_matrix(genomes)).reshape(len(genomes), -1)
+        return np.clip(curves[:, self._epochs(epochs) - 1], 0.0, 1.0)
+
+    def predict_train_seconds(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
+        """Wall seconds a training of each genome for ``epochs`` (default the whole budget) took on the
+        table's machine, predicted."""
+        return self._epochs(epochs) * np.exp(self.seconds_model.predict(feature_matrix(genomes)))
 
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""
         columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
         return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
 
-    def _evaluate(self, X, out, *args, **kwargs):
+    def _evaluate(self, X, out, *args, epochs: int | None = None, **kwargs):
         genomes = self.space.from_x(X)
         columns = cost_columns(cheap_values(genomes, self.energy_model))
         energy, memory, macs = columns["energy_mj"], columns["memory_kb"], columns["macs"]
-        error = self.predict_error(genomes)
+        error = self.predict_error(genomes, epochs)
+        seconds = self.predict_train_seconds(genomes, epochs)
         skipped = np.array([any(v > 0 for v in self.constraints.cheap_violations(e, m, c).values())
                             for e, m, c in zip(energy, memory, macs)], dtype=bool)
-        error[skipped] = 1.0  # the real problem does not train these: accuracy 0
+        error[skipped] = 1.0  # the real problem does not train these: accuracy 0, no training time
+        seconds[skipped] = 0.0
         out["F"] = np.column_stack([error, energy, memory])
         g = self.constraints.values(1.0 - error, energy, memory, macs)
         if g:
             out["G"] = np.column_stack(list(g.values()))
         out.update(columns)
         out["val_accuracy"] = 1.0 - error
+        out["train_seconds"] = seconds

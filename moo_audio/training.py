@@ -157,10 +157,11 @@ def _check_split(name: str, x: Any, y: Any) -> None:
 class TrainResult:
     """Outcome of :func:`train_candidate`.
 
-    ``curve`` and ``train_loss`` hold one value per completed epoch and ``epochs`` their count. A
-    failed candidate has ``failed=True``, ``stop_reason="failed"``, a ``failure_reason`` and NaN
-    accuracies. ``weights`` (the best epoch's state dict) is set only where a job asks to keep them,
-    and is not part of :meth:`to_dict`.
+    ``curve`` and ``train_loss`` hold one value per completed epoch and ``epochs`` their count;
+    ``seconds`` is the training's wall-clock time and ``cpu_seconds`` the CPU time of its process
+    (all threads) meanwhile. A failed candidate has ``failed=True``, ``stop_reason="failed"``, a
+    ``failure_reason`` and NaN accuracies. ``weights`` (the best epoch's state dict) is set only where
+    a job asks to keep them, and is not part of :meth:`to_dict`.
     """
 
     val_accuracy: float
@@ -172,12 +173,14 @@ class TrainResult:
     seconds: float
     failed: bool = False
     failure_reason: str | None = None
+    cpu_seconds: float = math.nan
     weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def failure(cls, reason: str, stop_reason: str = "failed") -> TrainResult:
         """A candidate that trained no epoch (e.g. its worker died, or it was ``skipped``)."""
-        return cls(math.nan, math.nan, [], [], 0, stop_reason, 0.0, failed=True, failure_reason=reason)
+        return cls(math.nan, math.nan, [], [], 0, stop_reason, 0.0, failed=True, failure_reason=reason,
+                   cpu_seconds=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (JSON-serialisable; NaN accuracies stay NaN), without the weights."""
@@ -523,7 +526,7 @@ def train_candidate(
         ValueError: ``input_shape`` does not match the data, the model has no trainable parameters
             or returns logits of the wrong shape.
     """
-    start = time.perf_counter()
+    start = time.perf_counter(), time.process_time()
     input_shape = tuple(int(d) for d in input_shape)
     example_shape = tuple(data.x_train.shape[1:])
     if math.prod(input_shape) != math.prod(example_shape):
@@ -562,7 +565,7 @@ def _fit(
     budget: TrainBudget,
     rules: Sequence[StoppingRule],
     seed: int,
-    start: float,
+    start: tuple[float, float],
     on_epoch: Callable[[int, float], None] | None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> TrainResult:
@@ -593,7 +596,7 @@ def _fit(
                 on_epoch(epoch, accuracy)
             if accuracy > max(curve[:-1], default=-math.inf):
                 best_state = copy.deepcopy(model.state_dict())
-            stop_reason = _stop_reason(curve, budget, rules, time.perf_counter() - start)
+            stop_reason = _stop_reason(curve, budget, rules, time.perf_counter() - start[0])
         model.load_state_dict(best_state)
         test_accuracy = (
             math.nan
@@ -607,7 +610,8 @@ def _fit(
             train_loss=train_loss,
             epochs=len(curve),
             stop_reason=stop_reason,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start[0],
+            cpu_seconds=time.process_time() - start[1],
         )
     except _Diverged as error:
         failure = f"{error} at epoch {epoch}"
@@ -622,7 +626,8 @@ def _fit(
         train_loss=train_loss,
         epochs=len(curve),
         stop_reason="failed",
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start[0],
         failed=True,
         failure_reason=failure,
+        cpu_seconds=time.process_time() - start[1],
     )

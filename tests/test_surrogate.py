@@ -11,7 +11,7 @@ from pymoo.optimize import minimize
 
 from moo_audio.algorithms import RegularizedEvolution
 from moo_audio.problem import cheap_values, cost_columns
-from moo_audio.surrogate import SurrogateAudioNASProblem, load_table
+from moo_audio.surrogate import Agreement, SurrogateAudioNASProblem, SurrogateTable, load_table, seed_noise_ceiling
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,60 @@ def test_optimizers_run_on_it_in_seconds(problem):
     res = minimize(problem, RegularizedEvolution(pop_size=10), ("n_evals", 40), seed=0)
     assert res.algorithm.evaluator.n_eval == 40 and res.F.shape[1] == 3
     assert np.all(res.CV <= 0)
+
+
+def test_answers_at_any_fidelity_and_charges_its_training_time(problem):
+    X = np.random.default_rng(1).random((30, problem.n_var))
+    F1, s1 = problem.evaluate(X, epochs=1, return_values_of=["F", "train_seconds"])
+    F5, s5 = problem.evaluate(X, epochs=5, return_values_of=["F", "train_seconds"])
+    full, seconds = problem.evaluate(X, return_values_of=["F", "train_seconds"])
+    trained = full[:, 0] < 1
+    # the best epoch so far is restored: error never grows with epochs (forest leaves average such curves)
+    assert np.all(F1[trained, 0] >= F5[trained, 0] - 1e-12) and np.all(F5[trained, 0] >= full[trained, 0] - 1e-12)
+    assert F1[trained, 0].mean() > full[trained, 0].mean() + 0.1
+    np.testing.assert_allclose(F1[:, 1:], full[:, 1:])  # energy and memory do not depend on training
+    np.testing.assert_allclose(s5, 5 * s1)
+    np.testing.assert_allclose(seconds, problem.max_epochs * s1)
+    assert np.all(seconds[trained] > 0) and np.all(seconds[~trained] == 0)
+    for bad in (0, problem.max_epochs + 1, 2.5):
+        with pytest.raises(ValueError, match="epochs must be an integer in 1..15"):
+            problem.evaluate(X, epochs=bad)
+
+
+def _repeated_table(noise: float) -> SurrogateTable:
+    """The shipped builtin table with every architecture 'trained' again: its curve plus noise."""
+    table = load_table("builtin")
+    rng = np.random.default_rng(0)
+    rows = []
+    for row in table.trained():
+        again = np.clip(np.array(row["curve"]) + rng.normal(0, noise, len(row["curve"])), 0, 1)
+        runs = [{"seed": 0, "val_accuracy": row["val_accuracy"], "curve": row["curve"], "failed": False},
+                {"seed": 1, "val_accuracy": float(again.max()), "curve": again.tolist(), "failed": False}]
+        rows.append({**row, "runs": runs})
+    return SurrogateTable(table.meta, tuple(rows))
+
+
+def test_seed_noise_ceiling_measures_run_to_run_agreement():
+    assert seed_noise_ceiling(load_table("builtin")) is None  # one seed per architecture
+    exact = seed_noise_ceiling(_repeated_table(0.0))
+    assert exact.spearman == pytest.approx(1.0) and exact.mae == pytest.approx(0.0)
+    noisy = seed_noise_ceiling(_repeated_table(0.05))
+    assert 0.5 < noisy.spearman < 0.99 and noisy.top_spearman < noisy.spearman
+    assert 0.02 < noisy.mae < 0.08
+    # the surrogate fits the seed mean of the error curves
+    problem = SurrogateAudioNASProblem(_repeated_table(0.05), n_estimators=10)
+    assert problem.error_model_report.n == len(problem.table.rows)
+
+
+def test_agreement_of_known_values():
+    target = np.arange(20.0)
+    same = Agreement.of(target, target)
+    np.testing.assert_allclose([same.spearman, same.kendall, same.r2, same.mae, same.top_spearman], [1, 1, 1, 0, 1])
+    reversed_ = Agreement.of(-target, target)
+    assert reversed_.spearman == pytest.approx(-1) and reversed_.top_kendall == pytest.approx(-1)
+    assert reversed_.n == 20 and reversed_.mae == 19 and reversed_.top_mae == 4  # best quarter: targets 0..4
+
+
+def test_error_models_are_named():
+    with pytest.raises(ValueError, match="unknown error_model 'svm'"):
+        SurrogateAudioNASProblem("builtin", error_model="svm")
