@@ -7,12 +7,16 @@ stopping (every epoch of the budget; the best validation epoch is kept), then wr
 * ``model_int8.onnx``: statically quantised as every moo_audio ONNX file is (:mod:`moo_audio.onnx_io`:
   QDQ, per-channel int8 weights, uint8 activations, min-max calibration), calibrated on real
   training clips rather than random inputs;
+* ``model.tflite`` and ``model_int8.tflite`` (with the ``tflite`` extra, :mod:`moo_audio.tflite_io`):
+  float32, and fully int8 (int8 weights, activations, input and output, as TFLite Micro runs it),
+  calibrated on the same training clips;
 * ``genome.json``, ``weights.pt`` (the torch state dict), ``preprocessing.json`` (front end and
   standardisation) and ``MODEL_CARD.md``.
 
 Both ONNX files are run by onnxruntime on the validation clips and compared with the torch model: the
 float32 logits must match within ``rtol=1e-3, atol=1e-4`` (else :class:`ExportError`); the int8
-model's agreement with torch and its accuracy are reported in the card. The test split is not read
+model's agreement with torch and its accuracy are reported in the card. The TFLite files are held to
+the same checks, run by the LiteRT interpreter. The test split is not read
 here: held-out test accuracy is the final evaluation's (``moo-audio evaluate``).
 
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from moo_audio import tflite_io
 from moo_audio.costs import network_cost
 from moo_audio.data.features import logmel_settings
 from moo_audio.jobs import train_model
@@ -107,6 +112,22 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     log(f"ONNX float32 matches torch (max |diff| {metrics['float32_max_abs_logit_difference']:.2g}); "
         f"int8 validation accuracy {metrics['val_accuracy_onnx_int8']:.3f}, top-1 agreement with torch "
         f"{metrics['int8_top1_agreement_with_torch']:.3f}")
+    tflite_files: tuple[Path, ...] = ()
+    if tflite_io.available():
+        tflite_files = (tflite_io.export_tflite(model, shape, folder / "model.tflite"),
+                        tflite_io.export_tflite(model, shape, folder / "model_int8.tflite", calib))
+        tfl_float, tfl_int8 = (tflite_io.run_logits(path, x_val) for path in tflite_files)
+        if not np.allclose(tfl_float, torch_logits, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
+            raise ExportError(f"{tflite_files[0]}: LiteRT logits differ from torch by up to "
+                              f"{np.abs(tfl_float - torch_logits).max():.3g}")
+        metrics.update({
+            "val_accuracy_tflite_float32": float((tfl_float.argmax(1) == labels).mean()),
+            "val_accuracy_tflite_int8": float((tfl_int8.argmax(1) == labels).mean()),
+            "tflite_int8_top1_agreement_with_torch": float((tfl_int8.argmax(1) == torch_pred).mean())})
+        log(f"TFLite float32 matches torch; int8 validation accuracy {metrics['val_accuracy_tflite_int8']:.3f}, "
+            f"top-1 agreement with torch {metrics['tflite_int8_top1_agreement_with_torch']:.3f}")
+    else:
+        log(f"no .tflite files: {tflite_io.EXTRA_HINT}")
 
     (folder / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2) + "\n")
     torch.save(model.state_dict(), folder / "weights.pt")
@@ -121,7 +142,7 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     card = _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preprocessing)
     (folder / "MODEL_CARD.md").write_text(card)
     files = tuple(folder / n for n in ("model.onnx", "model_int8.onnx", "genome.json", "weights.pt",
-                                       "preprocessing.json", "MODEL_CARD.md"))
+                                       "preprocessing.json", "MODEL_CARD.md")) + tflite_files
     return Exported(chosen.genome_id, folder, files, metrics)
 
 
@@ -132,6 +153,13 @@ def _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preproc
     memory_int8 = (f"{cost.memory_bytes('int8') / 1024:.1f} KB ({cost.weight_bytes('int8') / 1024:.1f} KB "
                    f"weights + {cost.peak_activation_bytes('int8') / 1024:.1f} KB peak activations)")
     rule_text = f"`--pick {rule}`" + (f" with `--min-accuracy {min_accuracy}`" if min_accuracy else "")
+    tflite = "val_accuracy_tflite_int8" in metrics
+    tflite_text = ("`model.tflite` (float32) and `model_int8.tflite` (fully int8: weights, activations, "
+                   "input and output; for LiteRT and TFLite Micro), ") if tflite else ""
+    tflite_rows = (f"| validation (TFLite float32) | {metrics['val_accuracy_tflite_float32']:.3f} |\n"
+                   f"| validation (TFLite int8) | {metrics['val_accuracy_tflite_int8']:.3f} |\n"
+                   f"| TFLite int8 top-1 agreement with torch | "
+                   f"{metrics['tflite_int8_top1_agreement_with_torch']:.3f} |\n") if tflite else ""
     return f"""# Model card: {chosen.genome_id}
 
 An always-on audio classifier found by moo_audio's architecture search and retrained on the full
@@ -144,8 +172,8 @@ budget. Exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.
   {preprocessing['standardise']['mean']:.6g} and std {preprocessing['standardise']['std']:.6g} of the
   training clips (`preprocessing.json`). Representation: {fe.representation}.
 - Output `logits` over {data['n_classes']} classes: {', '.join(data['class_names'])}.
-- Files: `model.onnx` (float32), `model_int8.onnx` (static int8, QDQ), `weights.pt` (torch state
-  dict of `moo_audio.nets.build(genome)`), `genome.json`.
+- Files: `model.onnx` (float32), `model_int8.onnx` (static int8, QDQ), {tflite_text}`weights.pt`
+  (torch state dict of `moo_audio.nets.build(genome)`), `genome.json`.
 
 ## Accuracy
 | | accuracy |
@@ -153,7 +181,7 @@ budget. Exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.
 | validation (torch, best epoch) | {metrics['val_accuracy']:.3f} |
 | validation (ONNX float32) | {metrics['val_accuracy_onnx_float32']:.3f} |
 | validation (ONNX int8) | {metrics['val_accuracy_onnx_int8']:.3f} |
-
+{tflite_rows}
 int8 top-1 agreement with the torch model on the validation clips: {metrics['int8_top1_agreement_with_torch']:.3f}.
 Held-out test accuracy, with seeds and intervals, is the final evaluation's: `moo-audio evaluate RUN`.
 ONNX float32 logits match torch within {metrics['float32_max_abs_logit_difference']:.2g}.

@@ -212,3 +212,14 @@ def test_validation_agreement_quick(tmp_path):
     run_script("validation_agreement.py", "--quick", "--folds", "2", "--out", str(tmp_path), timeout=600)
     report = json.loads((tmp_path / "validation_agreement-fsdd-quick.json").read_text())["report"]
     assert set(report) == {"one_speaker", "folds"} and all(-1 <= r["spearman"] <= 1 for r in report.values())
+
+
+def test_runtimes_quick(tmp_path):
+    pytest.importorskip("litert_torch", reason="the tflite extra")
+    run_script("runtimes.py", "--quick", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "runtimes-quick.json").read_text())
+    assert data["networks"] == 6 and -1 <= data["spearman"] <= 1
+    assert data["runtimes"]["litert"].startswith("ai-edge-litert")
+    assert data["runtimes"]["onnxruntime"].startswith("onnxruntime")
+    assert all(a > 0 and b > 0 for a, b in data["energy_mj"].values())
+    assert (tmp_path / "runtimes-quick-litert-int8.csv.gz").read_bytes()[:2] == b"\x1f\x8b"

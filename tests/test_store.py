@@ -29,7 +29,8 @@ def _result(accuracy: float, failed: bool = False) -> TrainResult:
     if failed:
         return TrainResult(math.nan, math.nan, [0.1], [2.3], 1, "failed", 0.5, True, "non-finite loss at epoch 2",
                            cpu_seconds=0.4)
-    return TrainResult(accuracy, accuracy - 0.01, [accuracy / 3, accuracy], [2.0, 1.0], 2, "budget", 1.25, cpu_seconds=1.1)
+    return TrainResult(accuracy, accuracy - 0.01, [accuracy / 3, accuracy], [2.0, 1.0], 2, "budget", 1.25,
+                       cpu_seconds=1.1)
 
 
 def test_store_round_trips_rows_exactly(tmp_path):

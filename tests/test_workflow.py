@@ -247,6 +247,12 @@ def test_export_writes_onnx_that_matches_torch(reference_run, capsys):
     for words in ("validation (ONNX int8)", "energy per inference", "MACs", "parameters", "Dataset `builtin`",
                   "max_epochs"):
         assert words in card
+    from moo_audio import tflite_io
+
+    if tflite_io.available():  # the tflite extra (CI installs it): the .tflite files beside the ONNX ones
+        np.testing.assert_allclose(tflite_io.run_logits(folder / "model.tflite", x), expected, rtol=1e-3, atol=1e-4)
+        assert tflite_io.TFLiteModel(folder / "model_int8.tflite").dtype == "int8"
+        assert "TFLite int8 top-1 agreement with torch" in card
 
 
 def test_export_wrong_pick_is_a_one_line_error(reference_run, capsys):
