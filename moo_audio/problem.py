@@ -325,7 +325,8 @@ class AudioNASProblem(Problem):
             j, f = divmod(i, k)
             folds.setdefault(j, {})[f] = evaluation_row(result)
             if len(folds[j]) == k:
-                rows = [folds.pop(j)[f] for f in range(k)]
+                finished = folds.pop(j)
+                rows = [finished[f] for f in range(k)]
                 yield j, rows[0] if k == 1 else fold_row(rows), worker
 
     def _record(self, candidate: Candidate, row: dict[str, Any], worker: str) -> None:

@@ -71,6 +71,10 @@ class Plan:
     meta: dict[str, Any]
     items: tuple[PlanItem, ...]
 
+    def __post_init__(self) -> None:
+        # as JSON holds it (tuples become lists), so that a plan digests alike before and after saving
+        object.__setattr__(self, "meta", json.loads(json.dumps(self.meta)))
+
     @property
     def digest(self) -> str:
         """sha256 of the whole plan's canonical JSON."""
@@ -156,26 +160,24 @@ def make_plan(problem: AudioNASProblem, spec, *, n: int, repeats: int, seeds: in
             baseline are trained with ``seeds`` seeds; the others with one.
         front: extra architectures near the front ``prior`` predicts (a
             :class:`~moo_audio.surrogate.SurrogateAudioNASProblem` of the same space), see :func:`near_front`.
-        baselines: labelled genomes trained first (default none).
+        baselines: labelled genomes (default none), spread evenly through the plan: baselines are
+            the costliest trainings, and a build cut short (one session of many) then holds some of
+            each kind and a throughput that stands for the whole.
     """
     baselines = dict(baselines or {})
     samples = sample_feasible(problem, n, seed, exclude=[g.key for g in baselines.values()])
     fronts = [] if not front else near_front(problem, prior, front, seed + 1,
                                              [g.key for g in [*baselines.values(), *samples]])
-    labelled = [("baseline", label, g) for label, g in baselines.items()]
-    # front genomes interleaved with the samples, so that a build cut short has some of each
-    drawn = [("sample", "", g) for g in samples]
-    step = len(drawn) / max(1, len(fronts))
-    for j, g in enumerate(fronts):
-        drawn.insert(int(j * step) + j, ("front", "", g))
+    # front genomes and baselines interleaved with the samples, so that a build cut short has some of each
+    drawn = _interleave([("sample", "", g) for g in samples], [("front", "", g) for g in fronts])
     every = len(drawn) / repeats if repeats else 0.0
-    repeated = {int(j * every) for j in range(min(repeats, len(drawn)))}
-    genomes = [g for _, _, g in labelled + drawn]
+    repeated = {drawn[int(j * every)][2].key for j in range(min(repeats, len(drawn)))}
+    ordered = _interleave(drawn, [("baseline", label, g) for label, g in baselines.items()])
+    genomes = [g for _, _, g in ordered]
     items = tuple(
-        PlanItem(index, kind, g.key, tuple(range(seeds if kind == "baseline" or index - len(labelled)
-                                                  in repeated else 1)), label, vars(c))
-        for index, ((kind, label, g), c) in enumerate(zip(labelled + drawn,
-                                                          cheap_values(genomes, problem.energy_model))))
+        PlanItem(index, kind, g.key, tuple(range(seeds if kind == "baseline" or g.key in repeated else 1)),
+                 label, vars(c))
+        for index, ((kind, label, g), c) in enumerate(zip(ordered, cheap_values(genomes, problem.energy_model))))
     meta = {
         "problem": spec.name, "problem_sha256": spec.sha256, "problem_text": spec.text,
         "dataset": problem.dataset.name, "dataset_fingerprint": problem.dataset.fingerprint,
@@ -186,6 +188,15 @@ def make_plan(problem: AudioNASProblem, spec, *, n: int, repeats: int, seeds: in
                      "sobol_seed": seed, "prior": None if prior is None else prior.table.meta.get("problem")},
     }
     return Plan(meta, items)
+
+
+def _interleave(many: list, few: list) -> list:
+    """``few`` spread evenly through ``many`` (the first of them first)."""
+    out = list(many)
+    step = len(many) / max(1, len(few))
+    for j, entry in enumerate(few):
+        out.insert(int(j * step) + j, entry)
+    return out
 
 
 def extend_plan(plan: Plan, problem: AudioNASProblem, *, front: int, prior, seed: int) -> Plan:
@@ -276,7 +287,7 @@ def check_data(plan: Plan, problem: AudioNASProblem) -> None:
     """The plan was made for this problem's data, budget and folds (else a :class:`BuildError`)."""
     now = {"dataset_fingerprint": problem.dataset.fingerprint, "budget": dataclasses.asdict(problem.budget),
            "folds": problem.folds}
-    changed = [k for k, v in now.items() if json.loads(json.dumps(v)) != plan.meta[k]]
+    changed = [k for k, v in now.items() if json.loads(json.dumps(v)) != plan.meta[k]]  # plan.meta: JSON form
     if changed:
         raise BuildError(f"the plan was made for other {', '.join(changed)} than this problem's: "
                          "start a new build folder")
@@ -286,8 +297,9 @@ def build(folder: Path, plan: Plan, problem: AudioNASProblem, *, part: tuple[int
           max_seconds: float | None = None, log: Callable[[str], None] = print) -> int:
     """Train the plan's trainings of ``part`` that no shard of ``folder`` holds yet; the count trained.
 
-    Trainings are submitted in batches of four per worker, so a ``max_seconds`` stop (checked between
-    batches) or a kill loses at most one batch.
+    Trainings are submitted in batches of about four jobs per worker (a training of a problem with
+    speaker folds is one job per fold), so a ``max_seconds`` stop (checked between batches) waits for
+    at most one batch and a kill loses at most one batch.
     """
     check_data(plan, problem)
     finished = done(folder, plan)
@@ -297,7 +309,7 @@ def build(folder: Path, plan: Plan, problem: AudioNASProblem, *, part: tuple[int
         return 0
     writer = ShardWriter(folder, plan, problem.device)
     started = time.perf_counter()
-    batch = 4 * max(1, problem.runner.workers)
+    batch = max(1, 4 * max(1, problem.runner.workers) // problem.folds)
     trained = 0
     try:
         for first in range(0, len(todo), batch):

@@ -108,8 +108,9 @@ def test_build_surrogate_quick_survives_kill_9(tmp_path):
     assert table.meta["budget"]["max_epochs"] == 2 and table.meta["trainings"] == len(trainings)
     assert len(table.meta["machines"]) == 1 and "torch" in table.meta["machines"][0]
     rows = table.trained()
-    assert [r["kind"] for r in rows[:2]] == ["baseline", "baseline"]  # baselines first
-    assert {r["kind"] for r in rows[2:]} == {"sample", "front"}
+    kinds = [r["kind"] for r in rows]
+    assert sorted(kinds) == ["baseline"] * 2 + ["front"] * 2 + ["sample"] * 6
+    assert kinds[0] == "baseline" and kinds[1] != "baseline"  # spread through the plan
     assert sum(len(r["runs"]) == 2 for r in rows) == 4  # 2 baselines + 2 repeats, 2 seeds each
     assert all(len(r["curve"]) == 2 and r["cpu_seconds"] > 0 for r in rows)
     assert all(r["macs"] <= table.meta["constraints"]["max_macs"] for r in rows if r["kind"] != "baseline")

@@ -29,11 +29,13 @@ def plan(spec, problem):
     return make_plan(problem, spec, n=6, repeats=2, seeds=2)
 
 
-def test_plan_spreads_repeats_and_is_reproducible(spec, problem, plan):
+def test_plan_spreads_repeats_and_is_reproducible(tmp_path, spec, problem, plan):
     assert [len(i.seeds) for i in plan.items] == [2, 1, 1, 2, 1, 1]  # every third architecture twice
     assert len({i.genome for i in plan.items}) == 6 and {i.kind for i in plan.items} == {"sample"}
     assert all(i.costs["macs"] <= spec.constraints.max_macs for i in plan.items)
     assert make_plan(problem, spec, n=6, repeats=2, seeds=2).digest == plan.digest
+    plan.save(tmp_path)
+    assert Plan.load(tmp_path).digest == plan.digest  # the same before and after saving
     assert make_plan(problem, spec, n=6, repeats=2, seeds=2, seed=1).digest != plan.digest
     assert [i.index for i, _ in plan.trainings((1, 2))] == [1, 3, 3, 5]
 
