@@ -6,7 +6,8 @@ baseline, with random weights. Each is measured as int8 onnxruntime (the package
 ``moo_audio.energy.measure``, one thread) and as fully-int8 TFLite in the LiteRT interpreter (one
 thread; ``moo_audio.tflite_io``: calibrated on random inputs, timed by median of rounds of repeated
 invocations), energy = latency x the ``host-cpu-core`` profile's power for both. Reports the rank
-agreement of the two runtimes' energies (Spearman, Kendall), their ratio, and the 5-fold
+agreement of the two runtimes' energies (Spearman, Kendall) on the networks both run (litert-torch
+refuses the int8 graphs of some; they are counted), their ratio, and the 5-fold
 cross-validated accuracy of the energy forest fitted to each runtime's table. Writes
 ``benchmarks/results/runtimes.{md,json}`` and the LiteRT table ``runtimes-litert-int8.csv.gz``::
 
@@ -31,31 +32,37 @@ from scipy.stats import kendalltau, spearmanr
 HERE = Path(__file__).resolve().parent
 
 
-def litert_records(genomes: dict, profile, repeats: int, rounds: int) -> list:
-    """int8 LiteRT measurements of ``model_id -> genome`` (random weights, random calibration)."""
+def litert_records(genomes: dict, profile, repeats: int, rounds: int) -> tuple[dict, dict]:
+    """int8 LiteRT measurements of ``model_id -> genome`` (random weights, random calibration), by
+    model id, and the networks the int8 converter refused, with its reason."""
     from ai_edge_litert import __version__ as litert_version
 
     from moo_audio.energy.measure import random_input, random_network
     from moo_audio.energy.profiles import hardware_fingerprint
     from moo_audio.energy.records import Measurement
-    from moo_audio.tflite_io import TFLiteModel, export_tflite
+    from moo_audio.tflite_io import ConversionError, TFLiteModel, export_tflite
 
-    records = []
+    records, refused = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model_id, genome) in enumerate(genomes.items()):
             calibration = [random_input(genome, seed) for seed in range(8)]
-            path = export_tflite(random_network(genome), genome.frontend.input_shape, Path(tmp) / f"{i}.tflite",
-                                 calibration)
+            try:
+                path = export_tflite(random_network(genome), genome.frontend.input_shape,
+                                     Path(tmp) / f"{i}.tflite", calibration)
+            except ConversionError as error:
+                refused[model_id] = str(error)
+                print(f"[{i + 1:>4}/{len(genomes)}] LiteRT {model_id:<20} refused: {error}", flush=True)
+                continue
             runner = TFLiteModel(path, threads=1)
             runner(random_input(genome, 99))  # sets the input the timing loop invokes on
             latency = runner.latency_ms(repeats, rounds)
-            records.append(Measurement(
+            records[model_id] = Measurement(
                 model_id=model_id, genome=genome, dtype="int8", threads=1, latency_ms=latency,
                 latency_iqr_ms=None, repeats=repeats * rounds, energy_mj=latency * profile.active_power_w,
                 method="power_x_time", device_profile=profile.name, active_power_w=profile.active_power_w,
-                hardware=hardware_fingerprint(), runtime=f"ai-edge-litert {litert_version} (XNNPACK)"))
+                hardware=hardware_fingerprint(), runtime=f"ai-edge-litert {litert_version} (XNNPACK)")
             print(f"[{i + 1:>4}/{len(genomes)}] LiteRT {model_id:<20} {latency:10.4f} ms", flush=True)
-    return records
+    return records, refused
 
 
 def main() -> None:
@@ -81,8 +88,10 @@ def main() -> None:
     genomes = design(args.n, list(shipped_spaces().values()), seed=args.seed, baselines=not args.quick)
     profile = load_profile("host-cpu-core")
     started = time.perf_counter()
-    onnx = measure_genomes(genomes, profile, settings=settings)
-    litert = litert_records(genomes, profile, repeats, rounds)
+    litert_by_id, refused = litert_records(genomes, profile, repeats, rounds)
+    both = {k: g for k, g in genomes.items() if k in litert_by_id}
+    onnx = measure_genomes(both, profile, settings=settings)
+    litert = [litert_by_id[k] for k in both]
     seconds = time.perf_counter() - started
 
     a = np.array([r.energy_mj for r in onnx])
@@ -91,7 +100,7 @@ def main() -> None:
     fits = {name: fit_measurements(records, folds=folds).cv_report for name, records in
             (("onnxruntime", onnx), ("litert", litert))}
     summary = {
-        "networks": len(genomes), "spearman": float(spearmanr(a, b).statistic),
+        "networks": len(both), "refused_by_int8_converter": refused, "spearman": float(spearmanr(a, b).statistic),
         "kendall": float(kendalltau(a, b).statistic),
         "median_litert_over_onnxruntime": float(np.median(b / a)),
         "ratio_quartiles": [float(q) for q in np.quantile(b / a, [0.25, 0.75])],
@@ -104,6 +113,8 @@ def main() -> None:
     lines = [f"`{command}` ({summary['hardware']}, {seconds / 60:.0f} min)", "",
              "| | value |", "|---|---|",
              f"| networks (shipped spaces + baselines, random weights) | {len(genomes)} |",
+             f"| of which litert-torch's int8 conversion refused | {len(refused)} "
+             f"({sum(g.frontend.representation == '1d' for k, g in genomes.items() if k in refused)} of them 1-D) |",
              f"| Spearman of the two runtimes' energies | {summary['spearman']:.3f} |",
              f"| Kendall tau | {summary['kendall']:.3f} |",
              f"| LiteRT / onnxruntime energy, median [quartiles] | {summary['median_litert_over_onnxruntime']:.2f} "

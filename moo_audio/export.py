@@ -112,22 +112,7 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     log(f"ONNX float32 matches torch (max |diff| {metrics['float32_max_abs_logit_difference']:.2g}); "
         f"int8 validation accuracy {metrics['val_accuracy_onnx_int8']:.3f}, top-1 agreement with torch "
         f"{metrics['int8_top1_agreement_with_torch']:.3f}")
-    tflite_files: tuple[Path, ...] = ()
-    if tflite_io.available():
-        tflite_files = (tflite_io.export_tflite(model, shape, folder / "model.tflite"),
-                        tflite_io.export_tflite(model, shape, folder / "model_int8.tflite", calib))
-        tfl_float, tfl_int8 = (tflite_io.run_logits(path, x_val) for path in tflite_files)
-        if not np.allclose(tfl_float, torch_logits, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
-            raise ExportError(f"{tflite_files[0]}: LiteRT logits differ from torch by up to "
-                              f"{np.abs(tfl_float - torch_logits).max():.3g}")
-        metrics.update({
-            "val_accuracy_tflite_float32": float((tfl_float.argmax(1) == labels).mean()),
-            "val_accuracy_tflite_int8": float((tfl_int8.argmax(1) == labels).mean()),
-            "tflite_int8_top1_agreement_with_torch": float((tfl_int8.argmax(1) == torch_pred).mean())})
-        log(f"TFLite float32 matches torch; int8 validation accuracy {metrics['val_accuracy_tflite_int8']:.3f}, "
-            f"top-1 agreement with torch {metrics['tflite_int8_top1_agreement_with_torch']:.3f}")
-    else:
-        log(f"no .tflite files: {tflite_io.EXTRA_HINT}")
+    tflite_files = _export_tflite(model, shape, folder, calib, x_val, torch_logits, labels, metrics, log)
 
     (folder / "genome.json").write_text(json.dumps(genome.to_dict(), indent=2) + "\n")
     torch.save(model.state_dict(), folder / "weights.pt")
@@ -146,6 +131,35 @@ def export_model(run: str | Path, rule: str = "knee", min_accuracy: float | None
     return Exported(chosen.genome_id, folder, files, metrics)
 
 
+def _export_tflite(model, shape, folder: Path, calib, x_val, torch_logits, labels, metrics: dict,
+                   log: Callable[[str], None]) -> tuple[Path, ...]:
+    """``model.tflite`` (held to the ONNX float32 tolerance) and ``model_int8.tflite`` when the
+    ``tflite`` extra is installed; their accuracies go into ``metrics``. An int8 graph the converter
+    refuses is logged and noted in ``metrics``, not fatal: the ONNX files stand."""
+    if not tflite_io.available():
+        log(f"no .tflite files: {tflite_io.EXTRA_HINT}")
+        return ()
+    float_path = tflite_io.export_tflite(model, shape, folder / "model.tflite")
+    tfl_float = tflite_io.run_logits(float_path, x_val)
+    if not np.allclose(tfl_float, torch_logits, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
+        raise ExportError(f"{float_path}: LiteRT logits differ from torch by up to "
+                          f"{np.abs(tfl_float - torch_logits).max():.3g}")
+    metrics["val_accuracy_tflite_float32"] = float((tfl_float.argmax(1) == labels).mean())
+    try:
+        int8_path = tflite_io.export_tflite(model, shape, folder / "model_int8.tflite", calib)
+    except tflite_io.ConversionError as error:
+        metrics["tflite_int8_failure"] = str(error)
+        log(f"TFLite float32 matches torch; no model_int8.tflite: {error}")
+        return (float_path,)
+    tfl_int8 = tflite_io.run_logits(int8_path, x_val)
+    agreement = float((tfl_int8.argmax(1) == torch_logits.argmax(1)).mean())
+    metrics.update({"val_accuracy_tflite_int8": float((tfl_int8.argmax(1) == labels).mean()),
+                    "tflite_int8_top1_agreement_with_torch": agreement})
+    log(f"TFLite float32 matches torch; int8 validation accuracy {metrics['val_accuracy_tflite_int8']:.3f}, "
+        f"top-1 agreement with torch {metrics['tflite_int8_top1_agreement_with_torch']:.3f}")
+    return float_path, int8_path
+
+
 def _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preprocessing) -> str:
     cost = network_cost(chosen.genome)
     data = meta["dataset"]
@@ -153,13 +167,18 @@ def _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preproc
     memory_int8 = (f"{cost.memory_bytes('int8') / 1024:.1f} KB ({cost.weight_bytes('int8') / 1024:.1f} KB "
                    f"weights + {cost.peak_activation_bytes('int8') / 1024:.1f} KB peak activations)")
     rule_text = f"`--pick {rule}`" + (f" with `--min-accuracy {min_accuracy}`" if min_accuracy else "")
-    tflite = "val_accuracy_tflite_int8" in metrics
-    tflite_text = ("`model.tflite` (float32) and `model_int8.tflite` (fully int8: weights, activations, "
-                   "input and output; for LiteRT and TFLite Micro), ") if tflite else ""
-    tflite_rows = (f"| validation (TFLite float32) | {metrics['val_accuracy_tflite_float32']:.3f} |\n"
-                   f"| validation (TFLite int8) | {metrics['val_accuracy_tflite_int8']:.3f} |\n"
-                   f"| TFLite int8 top-1 agreement with torch | "
-                   f"{metrics['tflite_int8_top1_agreement_with_torch']:.3f} |\n") if tflite else ""
+    tflite_text, tflite_rows = "", ""
+    if "val_accuracy_tflite_float32" in metrics:
+        tflite_text = "`model.tflite` (float32), "
+        tflite_rows = f"| validation (TFLite float32) | {metrics['val_accuracy_tflite_float32']:.3f} |\n"
+    if "val_accuracy_tflite_int8" in metrics:
+        tflite_text += ("`model_int8.tflite` (fully int8: weights, activations, input and output; for LiteRT "
+                        "and TFLite Micro), ")
+        tflite_rows += (f"| validation (TFLite int8) | {metrics['val_accuracy_tflite_int8']:.3f} |\n"
+                        f"| TFLite int8 top-1 agreement with torch | "
+                        f"{metrics['tflite_int8_top1_agreement_with_torch']:.3f} |\n")
+    elif "tflite_int8_failure" in metrics:
+        tflite_rows += f"| TFLite int8 | not written: {metrics['tflite_int8_failure']} |\n"
     return f"""# Model card: {chosen.genome_id}
 
 An always-on audio classifier found by moo_audio's architecture search and retrained on the full

@@ -25,6 +25,10 @@ import torch
 EXTRA_HINT = "TFLite export needs the 'tflite' extra: pip install 'moo-audio[tflite]'"
 
 
+class ConversionError(RuntimeError):
+    """litert-torch could not convert a network (e.g. its int8 passes refuse a graph)."""
+
+
 def available() -> bool:
     """Whether the ``tflite`` extra (litert-torch, ai-edge-litert) is installed."""
     try:
@@ -43,7 +47,13 @@ def _require() -> None:
 def export_tflite(model: torch.nn.Module, input_shape: tuple[int, ...], path: str | os.PathLike,
                   calibration: Iterable[np.ndarray] | None = None) -> Path:
     """The network (put in eval mode) as a ``.tflite`` file of batch 1: float32, or with
-    ``calibration`` (inputs of shape ``(1, *input_shape)``) fully int8."""
+    ``calibration`` (inputs of shape ``(1, *input_shape)``) fully int8.
+
+    Raises:
+        ConversionError: the converter refused the int8 graph (some 1-D networks with skip
+            connections: its reshape passes demand one scale on both sides; measured in
+            ``benchmarks/runtimes.py``).
+    """
     _require()
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer
@@ -67,7 +77,12 @@ def export_tflite(model: torch.nn.Module, input_shape: tuple[int, ...], path: st
     if not seen:
         raise ValueError("int8 TFLite export needs at least one calibration input")
     quantized = quantize_pt2e.convert_pt2e(observed, fold_quantize=False)
-    litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
+    try:
+        converted = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    except ValueError as error:  # the converter's passes report a graph they cannot lower this way
+        raise ConversionError(f"litert-torch could not convert the network to int8 TFLite: "
+                              f"{str(error).splitlines()[0][:300]}") from error
+    converted.export(str(path))
     return path
 
 
