@@ -11,7 +11,7 @@ refuses the int8 graphs of some; they are counted), their ratio, and the 5-fold
 cross-validated accuracy of the energy forest fitted to each runtime's table. Writes
 ``benchmarks/results/runtimes.{md,json}`` and the LiteRT table ``runtimes-litert-int8.csv.gz``::
 
-    python benchmarks/runtimes.py --n 120
+    python benchmarks/runtimes.py --n 40
     python benchmarks/runtimes.py --quick --out benchmarks/out     # 6 networks, short timing
 """
 
@@ -67,7 +67,7 @@ def litert_records(genomes: dict, profile, repeats: int, rounds: int) -> tuple[d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=120)
+    parser.add_argument("--n", type=int, default=40, help="networks sampled over the shipped spaces")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="6 networks, short timing")
     parser.add_argument("--out", type=Path, default=HERE / "results")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,33 +56,36 @@ def export_tflite(model: torch.nn.Module, input_shape: tuple[int, ...], path: st
             ``benchmarks/runtimes.py``).
     """
     _require()
+    # the converter prints a progress line per pass unless told not to (a user's setting wins)
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
-    path = Path(path)
-    model = model.eval()
+    path, model = Path(path), model.eval()
     example = (torch.zeros(1, *input_shape),)
-    if calibration is None:
-        litert_torch.convert(model, example).export(str(path))
-        return path
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    observed = quantize_pt2e.prepare_pt2e(torch.export.export(model, example).module(), quantizer)
-    seen = 0
-    with torch.no_grad():
-        for x in calibration:
-            observed(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, *input_shape))
-            seen += 1
-    if not seen:
-        raise ValueError("int8 TFLite export needs at least one calibration input")
-    quantized = quantize_pt2e.convert_pt2e(observed, fold_quantize=False)
-    try:
-        converted = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
-    except ValueError as error:  # the converter's passes report a graph they cannot lower this way
-        raise ConversionError(f"litert-torch could not convert the network to int8 TFLite: "
-                              f"{str(error).splitlines()[0][:300]}") from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's pytree deprecations, raised inside the converter
+        if calibration is None:
+            litert_torch.convert(model, example).export(str(path))
+            return path
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        observed = quantize_pt2e.prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+        seen = 0
+        with torch.no_grad():
+            for x in calibration:
+                observed(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, *input_shape))
+                seen += 1
+        if not seen:
+            raise ValueError("int8 TFLite export needs at least one calibration input")
+        quantized = quantize_pt2e.convert_pt2e(observed, fold_quantize=False)
+        try:
+            converted = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        except ValueError as error:  # the converter's passes report a graph they cannot lower this way
+            raise ConversionError(f"litert-torch could not convert the network to int8 TFLite: "
+                                  f"{str(error).splitlines()[0][:300]}") from error
     converted.export(str(path))
     return path
 
