@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,9 +265,11 @@ class ShardWriter:
 
     def __init__(self, folder: Path, plan: Plan, device: str):
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-        self.path = Path(folder) / SHARDS / f"{platform.node() or 'host'}-{stamp}-{os.getpid()}.jsonl"
+        # unique across machines, processes and builders of one process: shards are copied between folders
+        name = f"{platform.node() or 'host'}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.path = Path(folder) / SHARDS / name
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a")
+        self._file = self.path.open("x")
         self._write({"plan": plan.identity, "machine": machine(), "device": device,
                      "started": datetime.datetime.now(datetime.UTC).isoformat()})
 
