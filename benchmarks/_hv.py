@@ -159,8 +159,8 @@ class Recorder:
         self.G: list[np.ndarray | None] = []
 
     def add(self, X: np.ndarray, F: np.ndarray, G: np.ndarray | None) -> None:
-        F = np.atleast_2d(np.asarray(F, dtype=float))
-        self.X.append(np.asarray(X).reshape(len(F), -1) if np.asarray(X).dtype != object else np.asarray(X))
+        F, X = np.atleast_2d(np.asarray(F, dtype=float)), np.asarray(X)
+        self.X.append(X if X.dtype == object else X.reshape(len(F), -1))  # mixed variables: dicts
         self.F.append(F)
         self.G.append(None if G is None or not np.size(G) else np.atleast_2d(np.asarray(G, dtype=float)))
 

@@ -20,28 +20,20 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from scipy.stats import spearmanr
-from sklearn.model_selection import KFold, cross_val_predict
 
-from moo_audio.energy.features import feature_matrix
-from moo_audio.surrogate import ERROR_MODELS, SurrogateAudioNASProblem, error_curves, load_table, seed_noise_ceiling
+from moo_audio.surrogate import ERROR_MODELS, SurrogateAudioNASProblem, load_table, seed_noise_ceiling
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ("spearman", "kendall", "r2", "mae", "top_spearman", "top_kendall", "top_mae")
 
 
-def fidelity_spearman(problem: SurrogateAudioNASProblem, folds: int, seed: int) -> dict[int, float]:
-    """Cross-validated Spearman of the predicted and trained error after a third, two thirds and all
-    of the budget's epochs."""
-    rows = problem.table.trained()
-    X = feature_matrix(problem.table.genomes(rows))
-    Y = np.array([error_curves(r)[:problem.max_epochs] for r in rows])
-    y = Y if problem.max_epochs > 1 else Y[:, 0]
-    cv = cross_val_predict(problem.error_model, X, y, cv=KFold(folds, shuffle=True, random_state=seed))
-    cv = cv.reshape(len(Y), -1)
+def fidelity_spearman(problem: SurrogateAudioNASProblem) -> dict[int, float]:
+    """The problem's cross-validated Spearman of the predicted and trained error after a third, two
+    thirds and all of the budget's epochs."""
     epochs = sorted({max(1, problem.max_epochs // 3), max(1, 2 * problem.max_epochs // 3), problem.max_epochs})
-    return {e: float(spearmanr(cv[:, e - 1], Y[:, e - 1]).statistic) for e in epochs}
+    return {e: float(spearmanr(problem.cv_curves[:, e - 1], problem.trained_curves[:, e - 1]).statistic)
+            for e in epochs}
 
 
 def main() -> None:
@@ -71,7 +63,7 @@ def main() -> None:
         for model in args.models.split(","):
             problem = SurrogateAudioNASProblem(table, error_model=model, n_estimators=args.trees, folds=args.folds)
             report = problem.error_model_report
-            by_epochs = fidelity_spearman(problem, args.folds, 0)
+            by_epochs = fidelity_spearman(problem)
             cells = [f"{getattr(report, c):.3f}" for c in COLUMNS]
             cells.append(", ".join(f"{e}: {v:.3f}" for e, v in by_epochs.items()))
             lines.append(f"| {name} | {model} | {report.n} | " + " | ".join(cells) + " |")

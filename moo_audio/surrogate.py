@@ -222,11 +222,14 @@ class SurrogateAudioNASProblem(Problem):
         Y = np.array([c[:self.max_epochs] for c in curves])
         y = Y if self.max_epochs > 1 else Y[:, 0]  # scikit-learn wants one output as a vector
         self.error_model = ERROR_MODELS[error_model](n_estimators, seed)
+        #: the table's error curves, and the error model's cross-validated predictions of them
+        self.trained_curves, self.cv_curves = Y, None
         self.error_model_report: ErrorModelReport | None = None
         if folds:
             cv = cross_val_predict(self.error_model, X, y, cv=KFold(folds, shuffle=True, random_state=seed))
-            self.error_model_report = ErrorModelReport(
-                **vars(Agreement.of(cv.reshape(len(Y), -1)[:, -1], Y[:, -1])), folds=folds)
+            self.cv_curves = cv.reshape(len(Y), -1)
+            self.error_model_report = ErrorModelReport(**vars(Agreement.of(self.cv_curves[:, -1], Y[:, -1])),
+                                                       folds=folds)
         self.error_model.fit(X, y)
         per_epoch = np.array([r["seconds"] / max(1, r["epochs"]) for r in rows])
         self.seconds_model = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
