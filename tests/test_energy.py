@@ -31,7 +31,7 @@ from moo_audio.energy.features import (
     operator_matrix,
     operator_terms,
 )
-from moo_audio.energy.forest import ForestEnergyModel, accuracy, fit_measurements
+from moo_audio.energy.forest import ForestEnergyModel, GenomeFeatures, accuracy, fit_measurements
 from moo_audio.energy.measure import (
     TimingSettings,
     export_onnx,
@@ -509,6 +509,23 @@ def test_forest_weight_follows_a_non_additive_residual(wide_sample):
     model = ForestEnergyModel(n_estimators=50).fit(genomes, energy)
     assert model.forest_weight > 0.8
     assert accuracy(energy, model.predict_mj(genomes)).within_10 > 0.9
+
+
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # five networks on purpose
+def test_operator_base_has_a_floor_where_no_coefficient_applies(tmp_path):
+    """Fitted on five networks, the non-negative base gives a sixth zero energy (none of its
+    operators got a coefficient): the base's floor keeps the prediction defined and positive."""
+    genomes = SearchSpace().sample(40, seed=0)
+    train, unseen = [genomes[i] for i in (17, 14, 1, 0, 22)], [genomes[23]]
+    energy = np.array([1.017, 1.228, 0.457, 3.409, 2.568])
+    model = ForestEnergyModel(n_estimators=5).fit(train, energy)
+    terms = GenomeFeatures().transform(unseen)[:, len(FEATURE_NAMES):]
+    assert model.linear_.predict(terms)[0] <= 0  # the case itself
+    assert model.base_floor_mj_ == pytest.approx(0.01 * energy.min())
+    predicted = model.predict_mj(unseen)
+    assert np.isfinite(predicted).all() and predicted[0] > 0
+    loaded = ForestEnergyModel.load(model.save(tmp_path / "forest.joblib"))
+    np.testing.assert_allclose(loaded.predict_mj(unseen), predicted)
 
 
 def test_forest_rejects_bad_training_data(training):

@@ -85,6 +85,8 @@ def accuracy(measured: Sequence[float], predicted: Sequence[float]) -> AccuracyR
 
 
 BASES = (None, "operators")
+#: the linear base's lowest energy, as a fraction of the cheapest measured network's
+BASE_FLOOR = 0.01
 #: columns of the matrix :class:`GenomeFeatures` makes: the forest's features, then the base's terms
 MATRIX_COLUMNS = (*FEATURE_NAMES, *OPERATOR_TERM_NAMES)
 
@@ -165,7 +167,9 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         """The linear base's energies for operator terms (ones without a base)."""
         if self.linear_ is None:
             return np.ones(len(terms))
-        base = self.linear_.predict(terms)
+        # non-negative coefficients can all be zero on a network whose operators the fit never saw
+        # in use (few measurements): the floor keeps its log defined and leaves it to the forest
+        base = np.maximum(self.linear_.predict(terms), self.base_floor_mj_)
         if np.any(base <= 0):
             raise RuntimeError("the linear operator base predicts a non-positive energy; fit the "
                                "model with base=None or on more measurements")
@@ -194,6 +198,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
                 warnings.warn(f"{n} measured networks for {used} operator terms: the linear base "
                               "may overfit; measure more networks or use base=None", UserWarning, stacklevel=2)
             self.linear_.fit(terms, energy, linearregression__sample_weight=energy ** -2.0)
+        self.base_floor_mj_ = BASE_FLOOR * float(energy.min())
         target = np.log(energy / self._base_mj(terms))
         self.forest_ = RandomForestRegressor(oob_score=self.base is not None, **self.forest_params)
         with warnings.catch_warnings():  # few networks: some are never out of bag, handled below
@@ -288,6 +293,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
                 "operator_term_names": list(OPERATOR_TERM_NAMES) if self.base else None,
                 "sklearn_version": sklearn.__version__, "n_train": self.n_train_,
                 "forest_params": self.forest_params, "forest_weight": self.forest_weight_,
+                "base_floor_mj": self.base_floor_mj_,
                 "setup": dict(self.setup or {}), "cv_report": asdict(cv_report) if cv_report else None,
                 "feature_range": self.feature_range_}
         self._sidecar(path).write_text(json.dumps(meta, indent=1))
@@ -325,6 +331,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         model = cls(meta.get("setup"), base=base, **meta.get("forest_params", {}))
         model.forest_, model.linear_, model.n_train_ = forest, linear, int(meta.get("n_train", 0))
         model.forest_weight_ = forest_weight
+        model.base_floor_mj_ = float(meta.get("base_floor_mj", 0.0))  # saved before the floor: none
         model.feature_range_ = {f: tuple(v) for f, v in meta.get("feature_range", {}).items()} or {
             f: (0.0, math.inf) for f in RANGE_FEATURES}  # saved before ranges were kept: no check
         if meta.get("cv_report"):
