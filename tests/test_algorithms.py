@@ -314,6 +314,34 @@ def test_bo_rejects_bad_configuration():
         minimize(get_problem("sphere"), BoTorchMOBO(), ("n_evals", 4))
 
 
+def test_prescreen_keeps_the_best_single_point_candidates(monkeypatch):
+    import moo_audio.algorithms.botorch_mobo as botorch_mobo
+
+    seen = []
+    optimize = botorch_mobo.optimize_acqf_discrete
+    monkeypatch.setattr(botorch_mobo, "optimize_acqf_discrete",
+                        lambda acqf, q, choices: seen.append(len(choices)) or optimize(acqf, q=q, choices=choices))
+    minimize(get_problem("zdt1", n_var=4), small_bo(n_candidates=128, prescreen=8), ("n_evals", 10), seed=0)
+    assert seen == [8, 8]
+    with pytest.raises(ValueError, match="prescreen must be at least q = 2"):
+        small_bo(prescreen=1)
+
+
+def test_warm_started_fit_starts_from_the_previous_hyperparameters():
+    bo = minimize(get_problem("zdt1", n_var=4), small_bo(), ("n_evals", 10), seed=0).algorithm
+    initial = {n: p.detach().clone() for n, p in bo._gp(*bo._training_data()[:1], torch.ones(10, 1,
+                                                                  dtype=torch.float64)).named_parameters()}
+    bo.fit_surrogate()  # a full fit on all 10 evaluations
+    fitted = {k: {n: p.clone() for n, p in h.items()} for k, h in bo._hyperparameters.items()}
+    assert set(fitted) == {0, 1}
+    assert any(not torch.allclose(fitted[0][n], initial[n], atol=0.05) for n in initial)
+    bo.warm_start_maxiter = 1
+    bo.fit_surrogate()  # one iteration from the full fit: it stays there
+    for k, hyper in bo._hyperparameters.items():
+        for name, value in hyper.items():
+            torch.testing.assert_close(value, fitted[k][name], rtol=0.02, atol=0.02)
+
+
 # ------------------------------------------------------------------------------------- cheap objectives
 
 

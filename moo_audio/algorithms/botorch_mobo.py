@@ -40,7 +40,7 @@ from botorch.utils.multi_objective.hypervolume import infer_reference_point
 from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
 from botorch.utils.objective import apply_constraints
 from botorch.utils.sampling import sample_simplex
-from gpytorch.mlls import SumMarginalLogLikelihood
+from gpytorch.mlls import ExactMarginalLogLikelihood
 from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
@@ -57,6 +57,8 @@ _DTYPE = torch.float64
 #: L-BFGS iterations of a GP fit; the single-task GPs here converge in ~150, the mixed (categorical)
 #: GP's flat likelihood otherwise keeps L-BFGS going for several hundred (3x the time, same fit)
 _FIT_MAXITER = 200
+#: candidates per acquisition call of the prescreen (bounds its memory)
+_SCREEN_BATCH = 256
 
 
 def default_n_init(n_dims: int) -> int:
@@ -163,6 +165,18 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             (0: exact). With 3 objectives and 100 observations the exact decompositions take about
             half of a qLogNEHVI step; ``0.01`` with ``mc_samples=16`` and ``n_candidates=512`` makes
             the step several times faster (docs/algorithms.md).
+        prescreen: with the discrete optimiser and ``q > 1``, keep only the ``prescreen`` candidates
+            of highest single-point acquisition for the greedy batch (whose later picks are scored
+            jointly with the earlier ones, at a cost growing as ``2^q``); ``None``: all candidates.
+        max_iep: BoTorch's ``max_iep`` of the noisy hypervolume acquisitions: up to this many pending
+            points of the greedy batch are scored jointly with each candidate instead of re-partitioning
+            the box decompositions after every pick (0: re-partition).
+        warm_start_maxiter: L-BFGS iterations of a GP fit that starts from the GP's hyperparameters
+            of the previous step (``None``: every fit from BoTorch's initial values, up to 200).
+        On DTLZ2 at 100 observations (q=4, one thread), ``prescreen=64, max_iep=4, mc_samples=16,
+        warm_start_maxiter=20`` measured about 4 s per step against about 30 s for the defaults in
+        the same session; its hypervolume against the defaults is not yet measured, so it is not the
+        default.
     """
 
     def __init__(
@@ -180,6 +194,9 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         ucb_beta: float = 0.2,
         maxiter_alternating: int = 8,
         partitioning_alpha: float = 0.0,
+        prescreen: int | None = None,
+        max_iep: int = 0,
+        warm_start_maxiter: int | None = None,
         sampling: Sampling | None = None,
         mutation: Mutation | None = None,
         **kwargs,
@@ -205,11 +222,18 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             raise ValueError(f"partitioning_alpha must be in [0, 1), got {partitioning_alpha}")
         self.partitioning_alpha = partitioning_alpha
         self.maxiter_alternating = maxiter_alternating
+        if prescreen is not None and prescreen < q:
+            raise ValueError(f"prescreen must be at least q = {q}, got {prescreen}")
+        self.prescreen = prescreen
+        if max_iep < 0 or (warm_start_maxiter is not None and warm_start_maxiter < 1):
+            raise ValueError(f"max_iep must be >= 0 and warm_start_maxiter >= 1, got {max_iep}, {warm_start_maxiter}")
+        self.max_iep, self.warm_start_maxiter = max_iep, warm_start_maxiter
 
     # ------------------------------------------------------------------ setup and pymoo hooks
 
     def _setup(self, problem: Problem, **kwargs) -> None:
         super()._setup(problem, **kwargs)
+        self._hyperparameters: dict[int | str, dict[str, torch.Tensor]] = {}  # of the last GP fits
         if problem.n_obj < 2:
             raise ValueError("BoTorchMOBO is multi-objective: the problem needs at least two objectives")
         if self.ref_point is not None and np.shape(self.ref_point) != (problem.n_obj,):
@@ -273,18 +297,26 @@ class BoTorchMOBO(UnitCubeAlgorithm):
 
     def fit_surrogate(self) -> ModelListGP:
         """Fit the GPs to everything evaluated: one per expensive objective (on its finite values),
-        then one on the feasibility label when some evaluation was infeasible or failed."""
+        then one on the feasibility label when some evaluation was infeasible or failed. With
+        ``warm_start_maxiter``, a GP fitted before starts from its previous hyperparameters and runs
+        that many L-BFGS iterations."""
         U, Y, label = self._training_data()
-        models = []
-        for k in range(Y.shape[1]):
-            ok = torch.isfinite(Y[:, k])
-            models.append(self._gp(U[ok], Y[ok, k : k + 1]))
+        models = {k: self._gp(U[ok], Y[ok, k : k + 1])
+                  for k in range(Y.shape[1]) for ok in [torch.isfinite(Y[:, k])]}
         if label is not None:
-            models.append(self._gp(U, label))
-        model = ModelListGP(*models)
-        fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model),
-                         optimizer_kwargs={"options": {"maxiter": _FIT_MAXITER}})
-        return model
+            models["feasibility"] = self._gp(U, label)
+        previous = self._hyperparameters if self.warm_start_maxiter else {}
+        for key, gp in models.items():
+            maxiter = _FIT_MAXITER
+            if key in previous:  # parameters only: the transforms' buffers belong to the new data
+                for name, parameter in gp.named_parameters():
+                    parameter.data.copy_(previous[key][name])
+                maxiter = self.warm_start_maxiter
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp),
+                             optimizer_kwargs={"options": {"maxiter": maxiter}})
+        self._hyperparameters = {key: {name: p.detach().clone() for name, p in gp.named_parameters()}
+                                 for key, gp in models.items()}
+        return ModelListGP(*models.values())
 
     # ------------------------------------------------------------------ proposal
 
@@ -350,7 +382,8 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             return qExpectedHypervolumeImprovement(partitioning=partitioning, **common)
         nehvi = qLogNoisyExpectedHypervolumeImprovement if self.acquisition == "qLogNEHVI" else (
             qNoisyExpectedHypervolumeImprovement)
-        return nehvi(X_baseline=c.X_baseline, prune_baseline=True, alpha=self.partitioning_alpha, **common)
+        return nehvi(X_baseline=c.X_baseline, prune_baseline=True, alpha=self.partitioning_alpha,
+                     max_iep=self.max_iep, **common)
 
     def _scalarized_batch(self, c: _Context, q: int, choices: torch.Tensor | None) -> np.ndarray:
         """Sequential greedy batch, one random Chebyshev scalarisation per candidate."""
@@ -381,6 +414,10 @@ class BoTorchMOBO(UnitCubeAlgorithm):
     def _optimize(self, acqf: AcquisitionFunction, q: int, choices: torch.Tensor | None) -> np.ndarray:
         bounds = torch.as_tensor(self.space.bounds, dtype=_DTYPE)
         if choices is not None:
+            if self.prescreen is not None and q > 1 and len(choices) > self.prescreen:
+                with torch.no_grad():
+                    single = torch.cat([acqf(chunk.unsqueeze(-2)) for chunk in choices.split(_SCREEN_BATCH)])
+                choices = choices[single.topk(self.prescreen).indices]
             X, _ = optimize_acqf_discrete(acqf, q=q, choices=choices)
         elif self.space.discrete:
             X, _ = optimize_acqf_mixed_alternating(
