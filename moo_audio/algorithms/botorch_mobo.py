@@ -173,10 +173,8 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             the box decompositions after every pick (0: re-partition).
         warm_start_maxiter: L-BFGS iterations of a GP fit that starts from the GP's hyperparameters
             of the previous step (``None``: every fit from BoTorch's initial values, up to 200).
-        On DTLZ2 at 100 observations (q=4, one thread), ``prescreen=64, max_iep=4, mc_samples=16,
-        warm_start_maxiter=20`` measured about 4 s per step against about 30 s for the defaults in
-        the same session; its hypervolume against the defaults is not yet measured, so it is not the
-        default.
+        These three make a step cheaper; until ``benchmarks/algorithms_smoke.py`` has measured their
+        hypervolume against the defaults they are off by default.
     """
 
     def __init__(
