@@ -317,20 +317,34 @@ def test_bo_rejects_bad_configuration():
 def test_prescreen_keeps_the_best_single_point_candidates(monkeypatch):
     import moo_audio.algorithms.botorch_mobo as botorch_mobo
 
-    seen = []
-    optimize = botorch_mobo.optimize_acqf_discrete
-    monkeypatch.setattr(botorch_mobo, "optimize_acqf_discrete",
-                        lambda acqf, q, choices: seen.append(len(choices)) or optimize(acqf, q=q, choices=choices))
+    screens = []
+    candidate_set, optimize = BoTorchMOBO._candidate_set, botorch_mobo.optimize_acqf_discrete
+
+    def record_candidates(self, *args):
+        screens.append({"all": candidate_set(self, *args)})
+        return screens[-1]["all"]
+
+    def record_kept(acqf, q, choices):
+        with torch.no_grad():
+            screens[-1]["values"] = acqf(screens[-1]["all"].unsqueeze(-2))
+            screens[-1]["kept"] = acqf(choices.unsqueeze(-2))
+        return optimize(acqf, q=q, choices=choices)
+
+    monkeypatch.setattr(BoTorchMOBO, "_candidate_set", record_candidates)
+    monkeypatch.setattr(botorch_mobo, "optimize_acqf_discrete", record_kept)
     minimize(get_problem("zdt1", n_var=4), small_bo(n_candidates=128, prescreen=8), ("n_evals", 10), seed=0)
-    assert seen == [8, 8]
+    assert len(screens) == 2
+    for screen in screens:
+        assert len(screen["kept"]) == 8 < len(screen["all"])
+        torch.testing.assert_close(screen["kept"].sort(descending=True).values, screen["values"].topk(8).values)
     with pytest.raises(ValueError, match="prescreen must be at least q = 2"):
         small_bo(prescreen=1)
 
 
 def test_warm_started_fit_starts_from_the_previous_hyperparameters():
     bo = minimize(get_problem("zdt1", n_var=4), small_bo(), ("n_evals", 10), seed=0).algorithm
-    initial = {n: p.detach().clone() for n, p in bo._gp(*bo._training_data()[:1], torch.ones(10, 1,
-                                                                  dtype=torch.float64)).named_parameters()}
+    U, _, _ = bo._training_data()
+    initial = {n: p.detach().clone() for n, p in bo._gp(U, torch.ones(len(U), 1, dtype=U.dtype)).named_parameters()}
     bo.fit_surrogate()  # a full fit on all 10 evaluations
     fitted = {k: {n: p.clone() for n, p in h.items()} for k, h in bo._hyperparameters.items()}
     assert set(fitted) == {0, 1}
