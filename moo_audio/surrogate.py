@@ -4,7 +4,7 @@ A *table* holds architectures sampled from a problem file's search space and tra
 budget, some with several seeds (``benchmarks/build_surrogate.py``, :mod:`moo_audio.table_build`;
 the tables of ``problems/builtin.toml`` and ``problems/fsdd.toml`` ship in ``moo_audio/tables``).
 The surrogate answers any genome of that space: its error curve by a model fitted to the table over
-the generic architecture features of :mod:`moo_audio.energy.features` (cross-validated in
+the architecture features of :func:`architecture_matrix` (cross-validated in
 :attr:`error_model_report`, beside the :func:`seed_noise_ceiling` of the table), the training seconds
 of any number of epochs, and energy and memory exactly, as :class:`~moo_audio.problem.AudioNASProblem` does. Objectives,
 constraints, variables and the exact cheap objectives are those of the real problem, so every
@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from pymoo.core.problem import Problem
 from scipy.stats import kendalltau, spearmanr
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.decomposition import PCA
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
@@ -158,9 +160,75 @@ def seed_noise_ceiling(table: SurrogateTable) -> Agreement | None:
     return Agreement.mean(pairs) if pairs else None
 
 
-#: the error models a table can be fitted with, by name (each maps features to the error curve);
-#: ``benchmarks/surrogate_report.py`` compares them by cross-validation
+#: what each stage of :func:`stage_encoding` says about its blocks
+STAGE_FIELDS = ("blocks", "log2_channels", "kernel_max", "downsampling", "skip", "conv", "dsconv", "mbconv",
+                "expansion")
+
+
+def stage_encoding(genome: Genome, stages: int) -> list[float]:
+    """The genome's front-end genes and its blocks in ``stages`` equal-depth stages (:data:`STAGE_FIELDS`
+    of each, zeros for an empty one). With at most ``stages`` blocks a stage is one block position, so
+    the encoding of a search space's genome is positional; a deeper network (a baseline) is summarised
+    per stage. The space's own unit-cube encoding cannot serve: baselines lie outside the space."""
+    fe = genome.frontend
+    values = [fe.n_mels, fe.hop_ms, fe.win_ms, fe.clip_ms, float(fe.representation == "1d"), len(genome.blocks)]
+    for chunk in np.array_split(np.arange(len(genome.blocks)), stages):
+        blocks = [genome.blocks[i] for i in chunk]
+        if not blocks:
+            values += [0.0] * len(STAGE_FIELDS)
+            continue
+        values += [len(blocks), np.mean([np.log2(b.channels) for b in blocks]),
+                   max(max(np.atleast_1d(b.kernel)) for b in blocks),
+                   np.prod([max(np.atleast_1d(b.stride)) * (2 if b.pool else 1) for b in blocks]),
+                   np.mean([b.skip for b in blocks]),
+                   *(np.mean([b.type == kind for b in blocks]) for kind in ("conv", "dsconv", "mbconv")),
+                   np.mean([b.expansion for b in blocks])]
+    return values
+
+
+def architecture_matrix(genomes: Sequence[Genome], stages: int) -> np.ndarray:
+    """The error models' inputs: the cost features of :mod:`moo_audio.energy.features` (MACs, parameters,
+    activation sizes, ...) beside the :func:`stage_encoding` of each genome."""
+    return np.hstack([feature_matrix(genomes), np.array([stage_encoding(g, stages) for g in genomes], float)])
+
+
+class CurveBoosting(RegressorMixin, BaseEstimator):
+    """Error curves by gradient boosting in a low-dimensional curve basis.
+
+    The log of each error curve is projected on its first ``components`` principal components (learning
+    curves are smooth: a few hold nearly all of their variance); one boosted-tree regressor per component
+    predicts its coefficient; a prediction is the reconstructed curve, made non-increasing (the error
+    with the best epoch restored never grows). The log scale spends the model's resolution on the low
+    errors, where optimizers compare architectures. Neither scikit-learn nor BoTorch fits curves in a
+    basis, hence this small estimator.
+    """
+
+    def __init__(self, components: int = 3, max_iter: int = 300, learning_rate: float = 0.06,
+                 random_state: int | None = None):
+        self.components, self.max_iter, self.learning_rate = components, max_iter, learning_rate
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CurveBoosting:
+        Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
+        self.vector_ = np.ndim(y) == 1
+        self.pca_ = PCA(min(self.components, Y.shape[1]), random_state=self.random_state).fit(Y)
+        Z = self.pca_.transform(Y)
+        self.regressors_ = [HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=20, min_samples_leaf=10,
+            l2_regularization=1.0, random_state=self.random_state).fit(X, z) for z in Z.T]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = np.column_stack([r.predict(X) for r in self.regressors_])
+        curves = np.minimum.accumulate(np.exp(self.pca_.inverse_transform(Z)), axis=1)
+        return curves[:, 0] if self.vector_ else curves
+
+
+#: the error models a table can be fitted with, by name (each maps :func:`architecture_matrix` to the
+#: error curve); ``benchmarks/surrogate_report.py`` compares them by cross-validation, and the default
+#: of :class:`SurrogateAudioNASProblem` is the best there
 ERROR_MODELS: dict[str, Callable[[int, int], Any]] = {
+    "curve_boosting": lambda trees, seed: CurveBoosting(max_iter=trees, random_state=seed),
     "forest": lambda trees, seed: RandomForestRegressor(n_estimators=trees, min_samples_leaf=2,
                                                         random_state=seed, n_jobs=1),
     "extra_trees": lambda trees, seed: ExtraTreesRegressor(n_estimators=trees, min_samples_leaf=2,
@@ -195,7 +263,7 @@ class SurrogateAudioNASProblem(Problem):
         constraints: default the table's (those of its problem file); breaking a cheap one gives the
             error of an untrained candidate (1.0), as the real problem does.
         error_model: a name of :data:`ERROR_MODELS`.
-        n_estimators: trees (boosting iterations) of the error model.
+        n_estimators: trees (boosting iterations per output) of the error model.
         folds: folds of the cross-validation in :attr:`error_model_report` (0: none, the report is ``None``).
         seed: seed of the models and of the cross-validation split.
     """
@@ -204,7 +272,7 @@ class SurrogateAudioNASProblem(Problem):
 
     def __init__(self, table: str | os.PathLike | SurrogateTable = "builtin",
                  energy_model: EnergyModel | None = None, constraints: Constraints | None = None,
-                 error_model: str = "forest", n_estimators: int = 300, folds: int = 5, seed: int = 0):
+                 error_model: str = "curve_boosting", n_estimators: int = 300, folds: int = 5, seed: int = 0):
         if error_model not in ERROR_MODELS:
             raise ValueError(f"unknown error_model {error_model!r}: give one of {sorted(ERROR_MODELS)}")
         self.table = table if isinstance(table, SurrogateTable) else load_table(table)
@@ -216,7 +284,7 @@ class SurrogateAudioNASProblem(Problem):
         if len(rows) < max(2, 2 * folds):
             raise ValueError(f"surrogate table of {self.table.meta['problem']!r} has {len(rows)} trained "
                              f"architectures; at least {2 * folds} are needed")
-        X = feature_matrix(self.table.genomes(rows))
+        X = self._inputs(self.table.genomes(rows))
         curves = [error_curves(r) for r in rows]
         self.max_epochs = min(len(c) for c in curves)
         Y = np.array([c[:self.max_epochs] for c in curves])
@@ -239,6 +307,9 @@ class SurrogateAudioNASProblem(Problem):
                          xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars(),
                          requires_kwargs=True)  # evaluate(X, epochs=...) reaches _evaluate
 
+    def _inputs(self, genomes: Sequence[Genome]) -> np.ndarray:
+        return architecture_matrix(genomes, self.space.max_blocks)
+
     def _epochs(self, epochs: int | None) -> int:
         if epochs is None:
             return self.max_epochs
@@ -250,13 +321,13 @@ class SurrogateAudioNASProblem(Problem):
     def predict_error(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
         """The model's classification error of each genome after ``epochs`` (default the whole
         budget), clipped to ``[0, 1]``."""
-        curves = self.error_model.predict(feature_matrix(genomes)).reshape(len(genomes), -1)
+        curves = self.error_model.predict(self._inputs(genomes)).reshape(len(genomes), -1)
         return np.clip(curves[:, self._epochs(epochs) - 1], 0.0, 1.0)
 
     def predict_train_seconds(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
         """Wall seconds a training of each genome for ``epochs`` (default the whole budget) took on the
         table's machine, predicted."""
-        return self._epochs(epochs) * np.exp(self.seconds_model.predict(feature_matrix(genomes)))
+        return self._epochs(epochs) * np.exp(self.seconds_model.predict(self._inputs(genomes)))
 
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""
