@@ -211,8 +211,10 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> CurveBoosting:
         Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
         self.vector_ = np.ndim(y) == 1
-        self.pca_ = PCA(min(self.components, Y.shape[1]), random_state=self.random_state).fit(Y)
-        Z = self.pca_.transform(Y)
+        # a one-epoch curve is its own basis
+        self.pca_ = (PCA(min(self.components, Y.shape[1]), random_state=self.random_state).fit(Y)
+                     if Y.shape[1] > 1 else None)
+        Z = Y if self.pca_ is None else self.pca_.transform(Y)
         self.regressors_ = [HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=20, min_samples_leaf=10,
             l2_regularization=1.0, random_state=self.random_state).fit(X, z) for z in Z.T]
@@ -220,7 +222,7 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         Z = np.column_stack([r.predict(X) for r in self.regressors_])
-        curves = np.minimum.accumulate(np.exp(self.pca_.inverse_transform(Z)), axis=1)
+        curves = np.minimum.accumulate(np.exp(Z if self.pca_ is None else self.pca_.inverse_transform(Z)), axis=1)
         return curves[:, 0] if self.vector_ else curves
 
 

@@ -172,9 +172,12 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             points of the greedy batch are scored jointly with each candidate instead of re-partitioning
             the box decompositions after every pick (0: re-partition).
         warm_start_maxiter: L-BFGS iterations of a GP fit that starts from the GP's hyperparameters
-            of the previous step (``None``: every fit from BoTorch's initial values, up to 200).
-        These three make a step cheaper; until ``benchmarks/algorithms_smoke.py`` has measured their
-        hypervolume against the defaults they are off by default.
+            of the previous step (``None``: every fit from BoTorch's initial values, up to 200). It
+            lost hypervolume on DTLZ2 in ``benchmarks/algorithms_smoke.py`` (the fits stay near the
+            first fits' hyperparameters), so it is not recommended.
+        ``prescreen=64, max_iep=4, mc_samples=16`` make a step about 4x cheaper with no loss of
+        hypervolume in that benchmark (docs/algorithms.md); they are off by default until the
+        defaults' own benchmarks are remeasured with them.
     """
 
     def __init__(
