@@ -38,7 +38,8 @@ PROBLEMS = {
 }
 #: a cheaper qLogNEHVI step (what the step profile pointed at): the discrete candidates prescreened by
 #: their single-point value, pending points scored jointly in blocks (BoTorch's max_iep), fewer MC
-#: samples, GP fits warm-started from the previous step's hyperparameters with capped iterations
+#: samples, GP fits warm-started from the previous step's hyperparameters with capped iterations (the
+#: warm start is the one that loses hypervolume: compare "botorch-fast-no-warm_start_maxiter")
 FAST_BO = {"prescreen": 64, "max_iep": 4, "mc_samples": 16, "warm_start_maxiter": 20}
 ALGORITHMS = {
     "random": lambda ref: RandomSearch(),

@@ -323,13 +323,19 @@ class SurrogateAudioNASProblem(Problem):
     def predict_error(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
         """The model's classification error of each genome after ``epochs`` (default the whole
         budget), clipped to ``[0, 1]``."""
-        curves = self.error_model.predict(self._inputs(genomes)).reshape(len(genomes), -1)
-        return np.clip(curves[:, self._epochs(epochs) - 1], 0.0, 1.0)
+        return self._error(self._inputs(genomes), epochs)
 
     def predict_train_seconds(self, genomes: Sequence[Genome], epochs: int | None = None) -> np.ndarray:
         """Wall seconds a training of each genome for ``epochs`` (default the whole budget) took on the
         table's machine, predicted."""
-        return self._epochs(epochs) * np.exp(self.seconds_model.predict(self._inputs(genomes)))
+        return self._seconds(self._inputs(genomes), epochs)
+
+    def _error(self, inputs: np.ndarray, epochs: int | None) -> np.ndarray:
+        curves = self.error_model.predict(inputs).reshape(len(inputs), -1)
+        return np.clip(curves[:, self._epochs(epochs) - 1], 0.0, 1.0)
+
+    def _seconds(self, inputs: np.ndarray, epochs: int | None) -> np.ndarray:
+        return self._epochs(epochs) * np.exp(self.seconds_model.predict(inputs))
 
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""
@@ -340,8 +346,8 @@ class SurrogateAudioNASProblem(Problem):
         genomes = self.space.from_x(X)
         columns = cost_columns(cheap_values(genomes, self.energy_model))
         energy, memory, macs = columns["energy_mj"], columns["memory_kb"], columns["macs"]
-        error = self.predict_error(genomes, epochs)
-        seconds = self.predict_train_seconds(genomes, epochs)
+        inputs = self._inputs(genomes)  # once for both models: it walks every network's layers
+        error, seconds = self._error(inputs, epochs), self._seconds(inputs, epochs)
         skipped = np.array([any(v > 0 for v in self.constraints.cheap_violations(e, m, c).values())
                             for e, m, c in zip(energy, memory, macs)], dtype=bool)
         error[skipped] = 1.0  # the real problem does not train these: accuracy 0, no training time
