@@ -3,12 +3,13 @@
 Runs every algorithm on ZDT1 (10 variables) and DTLZ2 (3 objectives, 10 variables) for several seeds,
 records the hypervolume (pymoo ``HV``, BoTorch's reference points for these problems) of the first 60
 and of all 100 evaluations, and times one ``BoTorchMOBO`` step with 100 observations, 3 objectives and
-``q=4``: BoTorch's default configuration, the fast one (:data:`FAST_BO`), the fast one without each of
-its settings, and other acquisitions, all in the same run. The numbers in ``docs/algorithms.md`` come
-from this script::
+``q=4``: the exact greedy batch (:data:`EXACT_BO`), the defaults, the defaults with each of their fast
+settings reverted, the warm start and other acquisitions, all in the same run. The numbers in
+``docs/algorithms.md`` come from this script::
 
     python benchmarks/algorithms_smoke.py --seeds 5 --threads 1 --out results.json
     python benchmarks/algorithms_smoke.py --timing-only --threads 1     # the step times alone
+    python benchmarks/algorithms_smoke.py --summarize a.json b.json     # medians [95% CI] of stored runs
 
 ``--jobs N`` runs the seeded runs in N processes (each with ``--threads`` torch threads); the results
 do not depend on it, only the wall time does.
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,17 +35,22 @@ from pymoo.problems import get_problem
 
 from moo_audio.algorithms import MOPSO, BoTorchMOBO, HybridSearch, RandomSearch, RegularizedEvolution
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _hv  # noqa: E402 (this folder, added to the path above)
+
 PROBLEMS = {
     "zdt1": (lambda: get_problem("zdt1", n_var=10), [11.0, 11.0]),
     "dtlz2": (lambda: get_problem("dtlz2", n_obj=3), [1.1, 1.1, 1.1]),
 }
-#: a cheaper qLogNEHVI step (what the step profile pointed at): the discrete candidates prescreened by
-#: their single-point value, pending points scored jointly in blocks (BoTorch's max_iep), fewer MC
-#: samples, GP fits warm-started from the previous step's hyperparameters with capped iterations (the
-#: warm start is the one that loses hypervolume: compare "botorch-fast-no-warm_start_maxiter")
-FAST_BO = {"prescreen": 64, "max_iep": 4, "mc_samples": 16, "warm_start_maxiter": 20}
-#: the fast configuration without one of its settings, by the setting left out
-FAST_BO_ABLATIONS = {left_out: {k: v for k, v in FAST_BO.items() if k != left_out} for left_out in FAST_BO}
+#: the exact greedy batch the default step approximates (BoTorchMOBO's defaults before the fast
+#: settings): every candidate in the greedy batch, box decompositions re-partitioned after every pick,
+#: 32 MC samples
+EXACT_BO = {"prescreen": None, "max_iep": 0, "mc_samples": 32}
+#: the default configuration with one of its fast settings reverted to the exact one, by that setting
+DEFAULT_BO_ABLATIONS = {setting: {setting: value} for setting, value in EXACT_BO.items()}
+#: GP fits warm-started from the previous step's hyperparameters with capped iterations: faster, but it
+#: loses hypervolume on DTLZ2, so it stays an option
+WARM_BO = {"warm_start_maxiter": 20}
 ALGORITHMS = {
     "random": lambda ref: RandomSearch(),
     "nsga2": lambda ref: NSGA2(pop_size=20),
@@ -50,11 +58,12 @@ ALGORITHMS = {
     "pso": lambda ref: MOPSO(),
     "botorch": lambda ref: BoTorchMOBO(ref_point=ref),
     "botorch-inferred-ref": lambda ref: BoTorchMOBO(),
-    "botorch-fast": lambda ref: BoTorchMOBO(ref_point=ref, **FAST_BO),
+    "botorch-exact": lambda ref: BoTorchMOBO(ref_point=ref, **EXACT_BO),
+    "botorch-warm": lambda ref: BoTorchMOBO(ref_point=ref, **WARM_BO),
     "hybrid": lambda ref: HybridSearch(bo=BoTorchMOBO(ref_point=ref)),
-    # the fast configuration without one of its settings each ("botorch-fast-no-prescreen", ...)
-    **{f"botorch-fast-no-{left_out}": (lambda ref, options=options: BoTorchMOBO(ref_point=ref, **options))
-       for left_out, options in FAST_BO_ABLATIONS.items()},
+    # the defaults with one fast setting reverted each ("botorch-exact-prescreen", ...)
+    **{f"botorch-exact-{setting}": (lambda ref, options=options: BoTorchMOBO(ref_point=ref, **options))
+       for setting, options in DEFAULT_BO_ABLATIONS.items()},
 }
 
 
@@ -88,23 +97,45 @@ def time_bo_step(**kwargs) -> dict:
 
 
 def step_configurations() -> list[dict]:
-    """BoTorch's defaults, the fast configuration and it without each setting, other acquisitions."""
-    return [{}, FAST_BO, *FAST_BO_ABLATIONS.values(), {"acqf_optimizer": "continuous"}, {"acquisition": "qEHVI"},
-            {"acquisition": "qNParEGO"}]
+    """The exact greedy batch, the defaults and them with each fast setting reverted, the warm start,
+    other acquisitions."""
+    return [EXACT_BO, {}, *DEFAULT_BO_ABLATIONS.values(), WARM_BO, {"acqf_optimizer": "continuous"},
+            {"acquisition": "qEHVI"}, {"acquisition": "qNParEGO"}]
+
+
+def median_table(runs: list[dict]) -> str:
+    """Markdown: per (problem, algorithm) in order of appearance, the seeds, and the median HV at 60
+    and 100 evaluations with its 95% percentile-bootstrap interval over the seeds."""
+    cells = list(dict.fromkeys((r["problem"], r["algorithm"]) for r in runs))
+    rows = []
+    for problem, algorithm in cells:
+        mine = [r for r in runs if (r["problem"], r["algorithm"]) == (problem, algorithm)]
+        median, lo, hi = _hv.bootstrap_median(np.array([[r["hv60"], r["hv100"]] for r in mine]))
+        seeds = sorted(r["seed"] for r in mine)
+        rows.append([problem, algorithm, f"{seeds[0]}-{seeds[-1]} ({len(seeds)})",
+                     *(f"{median[i]:.4g} [{lo[i]:.4g}, {hi[i]:.4g}]" for i in (0, 1))])
+    return _hv.markdown(["problem", "algorithm", "seeds", "median HV at 60 [95% CI]", "median HV at 100 [95% CI]"],
+                        rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ..., first-seed + seeds - 1")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the seeded runs")
+    parser.add_argument("--summarize", nargs="+", metavar="JSON", default=None,
+                        help="print the median table of the runs stored in these --out files and exit")
     timing = parser.add_mutually_exclusive_group()
     timing.add_argument("--skip-timing", action="store_true", help="do not time BO steps")
     timing.add_argument("--timing-only", action="store_true", help="time BO steps, run no algorithm")
     args = parser.parse_args()
+    if args.summarize:
+        print(median_table([r for path in args.summarize for r in json.loads(Path(path).read_text())["runs"]]))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -114,25 +145,22 @@ def main() -> None:
         timings.append(time_bo_step(**step))
         ratio = timings[0]["wall_s"] / timings[-1]["wall_s"]
         print(f"BO step {step or 'defaults'}: wall {timings[-1]['wall_s']:.1f} s, cpu {timings[-1]['cpu_s']:.1f} s, "
-              f"{ratio:.1f}x faster than the defaults", flush=True)
+              f"{ratio:.1f}x faster than the exact greedy batch", flush=True)
     if args.timing_only:
         args.algorithms = ""
 
     cells = [(a, p) for p in args.problems.split(",") for a in args.algorithms.split(",") if a]
     # the slowest (Bayesian) runs first, so that a pool does not end waiting on one of them
-    jobs = sorted(((a, p, seed) for a, p in cells for seed in range(args.seeds)), key=lambda j: "botorch" not in j[0]
-                  and "hybrid" not in j[0])
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = sorted(((a, p, seed) for a, p in cells for seed in seeds),
+                  key=lambda j: "botorch" not in j[0] and "hybrid" not in j[0])
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run, a, p, seed, threads=args.threads) for a, p, seed in jobs]
         runs = []
         for future in futures:
             runs.append(future.result())
             print(json.dumps(runs[-1]), flush=True)
-    print("| problem | algorithm | median HV at 60 | median HV at 100 |\n| --- | --- | --- | --- |")
-    for a, p in cells:
-        mine = [r for r in runs if r["algorithm"] == a and r["problem"] == p]
-        hv60, hv100 = (np.median([r[k] for r in mine]) for k in ("hv60", "hv100"))
-        print(f"| {p} | {a} | {hv60:.4g} | {hv100:.4g} |", flush=True)
+    print(median_table(runs), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"timings": timings, "runs": runs}, f, indent=1)

@@ -10,7 +10,10 @@ Algorithms (``--algorithms``, default all):
   ``POP_SIZE``), both with their defaults otherwise. An Optuna trial suggests one value per entry of
   ``problem.vars`` (Real: ``suggest_float``, Integer: ``suggest_int``, Choice: ``suggest_categorical``,
   Binary: ``suggest_categorical([False, True])``), the problem evaluates that dict, and the constraint
-  values go to the sampler through ``constraints_func``.
+  values go to the sampler through ``constraints_func``; ``ax`` (Ax's ``Client`` with its default
+  generation strategy: Sobol, then qLogNEHVI on a GP per objective and constraint; choices as Ax
+  choice parameters, ordered where numeric; ``BoTorchMOBO``'s initial design size and batch size;
+  the ``bench`` extra).
 
 Every algorithm runs ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations (evaluations beyond the
 budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see ``benchmarks/_hv.py``):
@@ -42,6 +45,7 @@ the problem is deterministic, so the results do not depend on it (the wall times
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -56,7 +60,9 @@ import _hv
 #: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
 POP_SIZE = 20
 OURS = ("hybrid", "botorch", "evolution", "pso")
-PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2")
+PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2", "ax")
+#: the module each peer family needs and the extra of moo-audio that installs it
+PEER_PACKAGES = {"optuna": ("optuna", "test"), "ax": ("ax", "bench")}
 ALGORITHMS = OURS + PEERS
 QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 #: surrogates refitted to bootstrap resamples of the table, re-answering every run's designs: whether
@@ -123,6 +129,75 @@ def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=()) ->
     return _hv.finish(recorder, problem, budget, times, refits)
 
 
+def ax_parameter(name: str, var):
+    """One Ax parameter config for a pymoo variable; ``None`` for a one-option Choice (Ax refuses a
+    choice of one value; the assignment fixes it instead)."""
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+    from pymoo.core.variable import Binary, Choice, Integer, Real
+
+    if isinstance(var, Binary):
+        return ChoiceParameterConfig(name=name, values=[False, True], parameter_type="bool")
+    if isinstance(var, Choice):
+        values = [v.item() if isinstance(v, np.generic) else v for v in var.options]
+        if len(values) == 1:
+            return None
+        kind = "str" if isinstance(values[0], str) else "int" if isinstance(values[0], int) else "float"
+        return ChoiceParameterConfig(name=name, values=values, parameter_type=kind, is_ordered=kind != "str")
+    if isinstance(var, Integer | Real):
+        lo, hi = var.bounds
+        kind = "int" if isinstance(var, Integer) else "float"
+        return RangeParameterConfig(name=name, bounds=(lo, hi) if kind == "float" else (int(lo), int(hi)),
+                                    parameter_type=kind)
+    raise TypeError(f"variable {name!r}: no Ax parameter for {type(var).__name__}")
+
+
+def run_ax(problem, budget: int, seed: int, refits=()) -> dict[str, Any]:
+    """One seeded Ax ``Client`` run: its default generation strategy for a multi-objective experiment
+    (Sobol, then BoTorch's qLogNEHVI on GPs of every objective), with ``BoTorchMOBO``'s initial
+    design size and batch size ``q``; the constraint values are an outcome constraint ``g <= 0``."""
+    import inspect
+    import logging
+
+    from ax.api.client import Client
+
+    from moo_audio.algorithms import BoTorchMOBO
+    from moo_audio.algorithms.botorch_mobo import default_n_init
+
+    _hv.seed_everything(seed)
+    recorder = _hv.Recorder()
+    configs = {name: ax_parameter(name, var) for name, var in problem.vars.items()}
+    fixed = {name: problem.vars[name].options[0] for name, config in configs.items() if config is None}
+    objectives = [f"f{i}" for i in range(problem.n_obj)]
+    constraints = [f"g{i}" for i in range(problem.n_ieq_constr)]
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=[c for c in configs.values() if c is not None])
+    client.configure_optimization(objective=", ".join(f"-{f}" for f in objectives),
+                                  outcome_constraints=[f"{g} <= 0" for g in constraints] or None)
+    client.configure_generation_strategy(initialization_budget=default_n_init(len(problem.vars)),
+                                         initialization_random_seed=seed)
+    batch = inspect.signature(BoTorchMOBO).parameters["q"].default
+    for name in [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "ax"]:
+        logging.getLogger(name).setLevel(logging.WARNING)  # Ax's loggers log every trial at INFO
+
+    def optimize() -> None:
+        done = 0
+        while done < budget:
+            trials = client.get_next_trials(max_trials=min(batch, budget - done))
+            if not trials:
+                break
+            X = np.array([{**fixed, **parameters} for parameters in trials.values()], dtype=object)
+            out = problem.evaluate(X, return_as_dictionary=True)
+            G = np.atleast_2d(out["G"]) if constraints else None
+            recorder.add(X, out["F"], G)
+            for row, index in enumerate(trials):
+                data = {f: float(v) for f, v in zip(objectives, out["F"][row])}
+                data.update({} if G is None else {g: float(v) for g, v in zip(constraints, G[row])})
+                client.complete_trial(trial_index=index, raw_data=data)
+            done += len(trials)
+
+    return _hv.finish(recorder, problem, budget, _hv.timed(optimize), refits)
+
+
 def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
     """One (algorithm, seed) job: its hypervolume curve and timings."""
     _hv.quiet()
@@ -130,6 +205,8 @@ def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: b
     refits = _hv.refitted_surrogates(table, trees, QUICK_REFITS if quick else REFITS)
     if algorithm.startswith("optuna-"):
         result = run_optuna(problem, algorithm, budget, seed, refits)
+    elif algorithm == "ax":
+        result = run_ax(problem, budget, seed, refits)
     else:
         algo = make_algorithm(algorithm, QUICK_BO if quick else {})
         result = _hv.run_pymoo(problem, algo, budget, seed, refits)
@@ -162,6 +239,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
     algorithms = _hv.choose(parser, args.algorithms, ALGORITHMS, "algorithms")
+    for name in algorithms:
+        module, extra = PEER_PACKAGES.get(name.split("-")[0], (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            parser.error(f"{name} needs {module}: pip install 'moo-audio[{extra}]' (or leave it out of --algorithms)")
     _hv.quiet()
 
     if args.merge:

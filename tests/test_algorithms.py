@@ -378,8 +378,10 @@ def test_cheap_objectives_are_exact_and_not_modelled():
 
 
 # ------------------------------------------------------------------------------------------ hypervolume
-# Each run is deterministic under its seed (the same hypervolumes came out on the 2-core dev VM and on
-# a 16-core machine), so a failure means behaviour changed, not bad luck.
+# The cheap algorithms' runs are deterministic under their seeds (the same hypervolumes came out on the
+# 2-core dev VM and on a 16-core machine), so a failure there means behaviour changed. BO's are not
+# bit-reproducible across sessions (GP fits differ in the last digits and a DTLZ2 seed's hypervolume
+# moved from 0.38 to 0.17), hence margins of half the measured advantage, at least 2x under it.
 
 # the configurations and hypervolume definition of the benchmark that measured the margins below
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -388,7 +390,7 @@ from algorithms_smoke import run as benchmark_run  # noqa: E402 (the benchmarks 
 #: median HV after 100 evaluations >= (1 + margin) * random search's median. Measured advantages
 #: (`python benchmarks/algorithms_smoke.py --seeds 5`, docs/algorithms.md), seeds 0-1 / 0-4:
 #: evolution ZDT1 +6.6% / +7.3%, DTLZ2 +71% / +71%; MOPSO ZDT1 +2.7% / +6.7%, DTLZ2 +80% / +148%;
-#: hybrid ZDT1 +20% / +22%, DTLZ2 +91% / +132%; BO ZDT1 +22% / +25%, DTLZ2 +245% / +280%.
+#: hybrid ZDT1 +20% / +20%, DTLZ2 +162% / +185%; BO ZDT1 +21% / +25%, DTLZ2 +194% / +271%.
 #: Margins are about half of the smaller of the two (MOPSO on ZDT1 with two seeds: 2%).
 MARGINS_VS_RANDOM = {
     ("evolution", "zdt1"): 0.03, ("evolution", "dtlz2"): 0.35,
@@ -396,8 +398,8 @@ MARGINS_VS_RANDOM = {
     ("hybrid", "zdt1"): 0.1, ("hybrid", "dtlz2"): 0.45,
     ("botorch", "zdt1"): 0.11, ("botorch", "dtlz2"): 1.2,
 }
-#: BO's median HV after 60 evaluations >= (1 + margin) * NSGA-II's; measured ZDT1 +22% / +22%,
-#: DTLZ2 +426% / +206% (seeds 0-1 / 0-4)
+#: BO's median HV after 60 evaluations >= (1 + margin) * NSGA-II's; measured ZDT1 +23% / +22%,
+#: DTLZ2 +995% / +222% (seeds 0-1 / 0-4)
 MARGINS_BO_VS_NSGA2 = {"zdt1": 0.11, "dtlz2": 1.0}
 
 

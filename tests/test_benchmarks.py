@@ -46,9 +46,11 @@ def check_hv_outputs(out: Path, stem: str, groups: set[str], key: str, seeds: in
 @pytest.mark.filterwarnings("ignore")
 def test_compare_optimizers_quick(tmp_path):
     pytest.importorskip("optuna")
-    run_script("compare_optimizers.py", "--quick", "--jobs", "2", "--out", str(tmp_path))
+    # all but Ax (its own test below: one Ax step costs more than the others' whole quick runs)
     algorithms = {"hybrid", "botorch", "evolution", "pso", "nsga2", "smsemoa", "random", "optuna-tpe",
                   "optuna-nsga2"}
+    run_script("compare_optimizers.py", "--quick", "--jobs", "2", "--algorithms", ",".join(sorted(algorithms)),
+               "--out", str(tmp_path))
     data = check_hv_outputs(tmp_path, "optimizers", algorithms, "algorithm", seeds=2, budget=30)
     assert data["marks"] == [25, 30]
     assert "nsga2" in (tmp_path / "optimizers.md").read_text()
@@ -58,6 +60,17 @@ def test_compare_optimizers_quick(tmp_path):
         assert refit.shape == (3, 2) and np.all(np.abs(refit[:, 1] - run["hv"][-1]) < 0.2)
     verdicts = [line for line in (tmp_path / "optimizers.md").read_text().splitlines() if line.startswith("| 25 |")]
     assert len(verdicts) == 1 and verdicts[0].split("|")[-2].strip() in ("yes", "no")
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_optimizers_ax_peer(tmp_path):
+    # Ax's 20-point Sobol design (BoTorchMOBO's n_init on this space), then one BO batch of 2
+    pytest.importorskip("ax")
+    run_script("compare_optimizers.py", "--quick", "--algorithms", "ax,random", "--seeds", "1", "--budget", "22",
+               "--out", str(tmp_path))
+    data = check_hv_outputs(tmp_path, "optimizers", {"ax", "random"}, "algorithm", seeds=1, budget=22)
+    ax = next(r for r in data["runs"] if r["algorithm"] == "ax")
+    assert ax["hv"][-1] > 0
 
 
 @pytest.mark.filterwarnings("ignore")

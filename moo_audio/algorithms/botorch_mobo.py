@@ -175,9 +175,9 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             of the previous step (``None``: every fit from BoTorch's initial values, up to 200). It
             lost hypervolume on DTLZ2 in ``benchmarks/algorithms_smoke.py`` (the fits stay near the
             first fits' hyperparameters), so it is not recommended.
-        ``prescreen=64, max_iep=4, mc_samples=16`` make a step about 4x cheaper with no loss of
-        hypervolume in that benchmark (docs/algorithms.md); they are off by default until the
-        defaults' own benchmarks are remeasured with them.
+        The defaults ``prescreen=64, max_iep=4, mc_samples=16`` make a step about 4x cheaper than the
+        exact greedy batch (``prescreen=None, max_iep=0, mc_samples=32``), level with it on ZDT1 and
+        7% below it in median hypervolume after 100 evaluations on DTLZ2 (docs/algorithms.md).
     """
 
     def __init__(
@@ -190,13 +190,13 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         acqf_optimizer: Literal["discrete", "continuous"] = "discrete",
         num_restarts: int = 4,
         raw_samples: int = 128,
-        mc_samples: int = 32,
+        mc_samples: int = 16,
         n_candidates: int = 1024,
         ucb_beta: float = 0.2,
         maxiter_alternating: int = 8,
         partitioning_alpha: float = 0.0,
-        prescreen: int | None = None,
-        max_iep: int = 0,
+        prescreen: int | None = 64,
+        max_iep: int = 4,
         warm_start_maxiter: int | None = None,
         sampling: Sampling | None = None,
         mutation: Mutation | None = None,
