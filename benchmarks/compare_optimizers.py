@@ -80,12 +80,14 @@ def make_algorithm(name: str, bo_options: dict[str, Any]):
     return registered(name, options.get(name, {}))
 
 
+def plain(value):
+    """A numpy scalar as the Python value the peers' APIs take; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def suggest(trial, name: str, var):
     """One Optuna suggestion for a pymoo variable."""
     from pymoo.core.variable import Binary, Choice, Integer, Real
-
-    def plain(v):
-        return v.item() if isinstance(v, np.generic) else v
 
     if isinstance(var, Binary):
         return trial.suggest_categorical(name, [False, True])
@@ -138,7 +140,7 @@ def ax_parameter(name: str, var):
     if isinstance(var, Binary):
         return ChoiceParameterConfig(name=name, values=[False, True], parameter_type="bool")
     if isinstance(var, Choice):
-        values = [v.item() if isinstance(v, np.generic) else v for v in var.options]
+        values = [plain(v) for v in var.options]
         if len(values) == 1:
             return None
         kind = "str" if isinstance(values[0], str) else "int" if isinstance(values[0], int) else "float"
