@@ -350,8 +350,9 @@ def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: dict[str, dict[str, list[float]]], path: Path, title: str) -> None:
-    """Median hypervolume vs evaluations with its 95 % band, one line per group."""
+def plot(summary: dict[str, dict[str, list[float]]], path: Path, title: str, x: Sequence[float] | None = None,
+         xlabel: str = "evaluations") -> None:
+    """Median hypervolume with its 95 % band, one line per group, at ``x`` (default evaluations 1, 2, ...)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,10 +360,10 @@ def plot(summary: dict[str, dict[str, list[float]]], path: Path, title: str) -> 
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, s in summary.items():
-        x = np.arange(1, len(s["median"]) + 1)
-        (line,) = ax.plot(x, s["median"], label=name, lw=1.5)
-        ax.fill_between(x, s["lo"], s["hi"], color=line.get_color(), alpha=0.15, lw=0)
-    ax.set_xlabel("evaluations")
+        at = np.arange(1, len(s["median"]) + 1) if x is None else np.asarray(x)[: len(s["median"])]
+        (line,) = ax.plot(at, s["median"], label=name, lw=1.5)
+        ax.fill_between(at, s["lo"], s["hi"], color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("normalised hypervolume (feasible points)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -372,13 +373,14 @@ def plot(summary: dict[str, dict[str, list[float]]], path: Path, title: str) -> 
     plt.close(fig)
 
 
-def write(out: Path, stem: str, data: dict, table: str, summary: dict, title: str) -> None:
-    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``out``."""
+def write(out: Path, stem: str, data: dict, table: str, summary: dict, title: str, **axis) -> None:
+    """``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``out`` (``axis``: :func:`plot`'s ``x``
+    and ``xlabel``)."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / f"{stem}.json", "w") as f:
         json.dump(data, f, indent=1)
     (out / f"{stem}.md").write_text(table + "\n")
-    plot(summary, out / f"{stem}.png", title)
+    plot(summary, out / f"{stem}.png", title, **axis)
     print(f"wrote {out / stem}.json, .md, .png", flush=True)
 
 

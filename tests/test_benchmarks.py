@@ -140,6 +140,24 @@ def test_early_stopping_quick(tmp_path):
     assert "compute saved" in proc.stdout
 
 
+def test_multi_fidelity_quick(tmp_path):
+    run_script("multi_fidelity.py", "--quick", "--proposers", "evolution", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "multi_fidelity.json").read_text())
+    runs = {(r["method"], r["seed"]): r for r in data["runs"]}
+    assert set(runs) == {(m, s) for m in ("evolution", "evolution+asha") for s in (0, 1)}
+    for run in runs.values():
+        hv = np.array(run["hv"])
+        assert hv.shape == (data["settings"]["grid"],) and np.all(np.diff(hv) >= 0) and hv[-1] <= 1
+    full, asha = [runs[("evolution", s)] for s in (0, 1)], [runs[("evolution+asha", s)] for s in (0, 1)]
+    # successive halving trains many more candidates, most of them for 2 of the 15 epochs ...
+    assert all(r["n_evals"] > 3 * r["n_whole_budget"] for r in asha)
+    assert all(f["n_whole_budget"] == f["n_evals"] for f in full)
+    # ... and reaches a higher hypervolume in the same training seconds (measured 0.74 vs 0.63)
+    assert np.median([r["hv"][-1] for r in asha]) > np.median([r["hv"][-1] for r in full]) + 0.05
+    assert "saving" in (tmp_path / "multi_fidelity.md").read_text()
+    assert (tmp_path / "multi_fidelity.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_frontend_bottleneck_quick(tmp_path):
     run_script("frontend_bottleneck.py", "--quick", "--out", str(tmp_path))
     rows = json.loads((tmp_path / "frontend_bottleneck-builtin-quick.json").read_text())["rows"]

@@ -20,6 +20,7 @@ _LAZY = {
     "botorch_mobo": ("ACQUISITIONS", "BoTorchMOBO"),
     "evolution": ("RegularizedEvolution",),
     "hybrid": ("HybridSearch",),
+    "multi_fidelity": ("SuccessiveHalvingSearch",),
     "operators": ("CubeSampling", "OneGeneMutation", "SobolSampling", "SwarmMutation"),
     "pso": ("MOPSO",),
     "random_search": ("RandomSearch",),
