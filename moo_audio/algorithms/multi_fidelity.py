@@ -8,7 +8,7 @@ from pymoo.core.problem import Problem
 from pymoo.core.termination import NoTermination
 from pymoo.util.optimum import filter_optimum
 
-from moo_audio.algorithms._base import UnitCubeAlgorithm, mark_failed, rank_and_crowding
+from moo_audio.algorithms._base import UnitCubeAlgorithm, rank_and_crowding
 from moo_audio.algorithms.evolution import RegularizedEvolution
 
 
@@ -112,7 +112,7 @@ class SuccessiveHalvingSearch(UnitCubeAlgorithm):
                          list(range(first, first + len(pop))))
 
     def _tag(self, pop: Population, rung: int, candidates: list[int]) -> Population:
-        pop.set("rung", rung, "epochs", self.rungs[rung])
+        pop.set("epochs", self.rungs[rung])
         if len(pop):
             pop.set("candidate", np.array(candidates))
         self._batch_epochs = self.rungs[rung]
@@ -134,14 +134,12 @@ class SuccessiveHalvingSearch(UnitCubeAlgorithm):
     def _advance(self, infills: Population | None = None, **kwargs) -> None:
         if len(infills) == 0:
             return  # exhausted space: this run terminates (see UnitCubeAlgorithm.advance)
-        mark_failed(infills)
-        rung = int(infills[0].get("rung"))
+        rung = self.rungs.index(int(infills[0].get("epochs")))
         self._at_rung[rung].extend(infills)
         if rung == 0:
             copies = Population.new("X", infills.get("X"), "U", infills.get("U"), "F", infills.get("F"))
             if self.problem.n_ieq_constr:
                 copies.set("G", infills.get("G"))
-            mark_failed(copies)
             self._told.extend(copies)
             self.proposer.tell(infills=copies)
         elif self.tell_promotions:
@@ -151,5 +149,5 @@ class SuccessiveHalvingSearch(UnitCubeAlgorithm):
         self.pop = Population.create(*self._at_rung[-1]) if self._at_rung[-1] else self.evaluated
 
     def _set_optimum(self) -> None:
-        final = self.evaluated[self.evaluated.get("rung") == len(self.rungs) - 1] if len(self.evaluated) else []
+        final = self.evaluated[self.evaluated.get("epochs") == self.rungs[-1]] if len(self.evaluated) else []
         self.opt = filter_optimum(final, least_infeasible=True) if len(final) else None
