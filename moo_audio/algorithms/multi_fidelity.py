@@ -81,13 +81,13 @@ class SuccessiveHalvingSearch(UnitCubeAlgorithm):
         self._at_rung: list[list] = [[] for _ in self.rungs]
         self._told: list = []
         self._promoted: list[set[int]] = [set() for _ in self.rungs]
-        self._batch_epochs = self.rungs[0]
 
     def next(self) -> None:
-        """pymoo's step, evaluating the batch at its rung's epochs."""
+        """pymoo's step, evaluating the batch at its rung's epochs (one rung per batch)."""
         infills = self.infill()
         if infills is not None:
-            self.evaluator.eval(self.problem, infills, algorithm=self, epochs=self._batch_epochs)
+            epochs = int(infills[0].get("epochs")) if len(infills) else self.rungs[0]
+            self.evaluator.eval(self.problem, infills, algorithm=self, epochs=epochs)
             self.advance(infills=infills)
         else:
             self.advance()
@@ -115,7 +115,6 @@ class SuccessiveHalvingSearch(UnitCubeAlgorithm):
         pop.set("epochs", self.rungs[rung])
         if len(pop):
             pop.set("candidate", np.array(candidates))
-        self._batch_epochs = self.rungs[rung]
         return pop
 
     def _promotable(self, rung: int) -> list[int]:
