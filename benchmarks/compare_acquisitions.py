@@ -38,22 +38,25 @@ QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 QUICK_N_INIT = 12
 
 
-def variant_name(acquisition: str, exact: bool) -> str:
-    return f"{acquisition} {'exact' if exact else 'modelled'}"
+def variant_name(acquisition: str, exact: bool, gp_inputs: str | None) -> str:
+    name = f"{acquisition} {'exact' if exact else 'modelled'}"
+    return name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
 
 
-def run(acquisition: str, exact: bool, seed: int, table: str, trees: int, budget: int,
+def run(acquisition: str, exact: bool, gp_inputs: str | None, seed: int, table: str, trees: int, budget: int,
         quick: bool) -> dict[str, Any]:
-    """One (acquisition, exact cheap objectives, seed) job: its hypervolume curve and timings."""
+    """One (acquisition, exact cheap objectives, GP inputs, seed) job: its hypervolume curve and timings."""
     from moo_audio.algorithms import BoTorchMOBO
 
     _hv.quiet()
     problem = _hv.surrogate(table, trees)
     options = {**QUICK_BO, "n_init": QUICK_N_INIT} if quick else {}
+    if gp_inputs is not None:
+        options["gp_inputs"] = gp_inputs
     algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
     result = _hv.run_pymoo(problem, algorithm, budget, seed)
-    return {"variant": variant_name(acquisition, exact), "acquisition": acquisition, "exact_cheap": exact,
-            "seed": seed, **result}
+    return {"variant": variant_name(acquisition, exact, gp_inputs), "acquisition": acquisition,
+            "exact_cheap": exact, "gp_inputs": gp_inputs, "seed": seed, **result}
 
 
 def report(runs: list[dict], budget: int) -> tuple[str, dict]:
@@ -72,6 +75,7 @@ def report(runs: list[dict], budget: int) -> tuple[str, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     from moo_audio.algorithms import ACQUISITIONS
+    from moo_audio.algorithms.botorch_mobo import GP_INPUTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _hv.add_run_arguments(parser, "variant", full=(5, 100), quick=(2, 20),
@@ -80,27 +84,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--acquisitions", default=",".join(ACQUISITIONS), help="comma-separated subset")
     parser.add_argument("--exact", choices=("both", "true", "false"), default="both",
                         help="exact_cheap_objectives settings to run")
+    parser.add_argument("--gp-inputs", default=None,
+                        help=f"comma-separated gp_inputs to run, of {GP_INPUTS} (default: BoTorchMOBO's, unnamed)")
+    parser.add_argument("--name", default="acquisitions", help="stem of the output files")
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
+    gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
     _hv.quiet()
 
-    jobs = [(a, e, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
-            for s in range(seeds)]
+    jobs = [(a, e, g, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for g in gp_inputs for s in range(seeds)]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
-                "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "jobs": args.jobs,
+                "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
+                "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
             "reference": runs[0]["reference"],
             "marks": _hv.marks(budget, (25, 50, 100)), "summary": summary, "runs": runs}
     title = f"BoTorchMOBO acquisitions, {args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
-    _hv.write(args.out, "acquisitions", data, table, summary, title)
+    _hv.write(args.out, args.name, data, table, summary, title)
     _hv.exit_if_failed(failed)
 
 

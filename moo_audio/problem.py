@@ -97,6 +97,31 @@ def cost_columns(costs: Sequence[Costs]) -> dict[str, np.ndarray]:
     return {name: np.array([getattr(c, name) for c in costs], dtype=float) for name in COST_FIELDS}
 
 
+#: the front-end genes of :func:`frontend_genes`, in order
+FRONTEND_GENES = ("n_mels", "hop_ms", "win_ms", "clip_ms", "representation_1d", "n_blocks")
+#: what :func:`architecture_features` holds per network, in order
+ARCHITECTURE_FEATURES = ("log10_macs", "log10_params", "log10_peak_activation_bytes", *FRONTEND_GENES)
+
+
+def frontend_genes(genome: Genome) -> list[float]:
+    """The genome's front-end genes and depth as numbers (:data:`FRONTEND_GENES`)."""
+    fe = genome.frontend
+    return [fe.n_mels, fe.hop_ms, fe.win_ms, fe.clip_ms, float(fe.representation == "1d"), len(genome.blocks)]
+
+
+def architecture_features(genomes: Sequence[Genome]) -> np.ndarray:
+    """Exact, cheap quantities of networks that a model of their error can read instead of (or beside)
+    the genome's encoding (:data:`ARCHITECTURE_FEATURES`): MACs, parameters and peak activation bytes on
+    a log scale, then :func:`frontend_genes`. Unlike the encoding they ignore genes of unused blocks and
+    say how much capacity the blocks add up to; shape ``(len(genomes), len(ARCHITECTURE_FEATURES))``."""
+    rows = []
+    for genome in genomes:
+        cost = network_cost(genome)
+        sizes = [cost.macs, cost.params, cost.peak_activation_bytes()]
+        rows.append([*np.log10(np.maximum(sizes, 1)), *frontend_genes(genome)])
+    return np.array(rows, dtype=float).reshape(len(genomes), len(ARCHITECTURE_FEATURES))
+
+
 @dataclass(frozen=True)
 class Candidate(Costs):
     """What the problem knows of a candidate before it is trained, as an evaluation store keeps it.
@@ -219,6 +244,10 @@ class AudioNASProblem(Problem):
         """The cheap objectives (energy, memory) of a design matrix."""
         columns = cost_columns(self.cheap_values(self.space.from_x(X)))
         return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
+
+    def architecture_features(self, X: np.ndarray) -> np.ndarray:
+        """:func:`architecture_features` of a design matrix (what ``BoTorchMOBO(gp_inputs=...)`` reads)."""
+        return architecture_features(self.space.from_x(X))
 
     @property
     def evaluated_keys(self) -> list[str]:

@@ -36,7 +36,7 @@ from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
 from moo_audio.energy.packaged import default_model
 from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
-from moo_audio.problem import Constraints, cheap_values, cost_columns
+from moo_audio.problem import Constraints, architecture_features, cheap_values, cost_columns, frontend_genes
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
 #: tables shipped with the package, by name
@@ -170,8 +170,7 @@ def stage_encoding(genome: Genome, stages: int) -> list[float]:
     of each, zeros for an empty one). With at most ``stages`` blocks a stage is one block position, so
     the encoding of a search space's genome is positional; a deeper network (a baseline) is summarised
     per stage. The space's own unit-cube encoding cannot serve: baselines lie outside the space."""
-    fe = genome.frontend
-    values = [fe.n_mels, fe.hop_ms, fe.win_ms, fe.clip_ms, float(fe.representation == "1d"), len(genome.blocks)]
+    values = frontend_genes(genome)
     for chunk in np.array_split(np.arange(len(genome.blocks)), stages):
         blocks = [genome.blocks[i] for i in chunk]
         if not blocks:
@@ -341,6 +340,10 @@ class SurrogateAudioNASProblem(Problem):
         """The cheap objectives (energy, memory) of a design matrix."""
         columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
         return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
+
+    def architecture_features(self, X: np.ndarray) -> np.ndarray:
+        """:func:`~moo_audio.problem.architecture_features` of a design matrix."""
+        return architecture_features(self.space.from_x(X))
 
     def _evaluate(self, X, out, *args, epochs: int | None = None, **kwargs):
         genomes = self.space.from_x(X)

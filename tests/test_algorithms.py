@@ -377,6 +377,70 @@ def test_cheap_objectives_are_exact_and_not_modelled():
     torch.testing.assert_close(Z[..., 1], samples[..., 0])
 
 
+# ------------------------------------------------------------------------------------------- GP inputs
+
+
+class FeatureZDT1(ZDT1):
+    """ZDT1 with exact features: x1 and the mean of the other variables, of which f2 is a function."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_rows = 0
+
+    def architecture_features(self, X):
+        X = np.asarray(X, dtype=float)
+        self.feature_rows += len(X)
+        return np.column_stack([X[:, 0], X[:, 1:].mean(axis=1)])
+
+
+class MixedFeatureProblem(MixedProblem):
+    def architecture_features(self, X):
+        return np.array([[x["x"], x["n"]] for x in X], dtype=float)
+
+
+@pytest.mark.parametrize(("gp_inputs", "width"), [("features", 2), ("encoding+features", 8), ("encoding", 6)])
+def test_gp_reads_what_gp_inputs_names(gp_inputs, width):
+    problem = FeatureZDT1(n_var=6)
+    bo = minimize(problem, small_bo(gp_inputs=gp_inputs, n_candidates=128), ("n_evals", 10), seed=0).algorithm
+    assert bo.fit_surrogate().models[0].train_inputs[0].shape[-1] == width
+    if width != 6:  # every distinct point's features were computed once
+        assert problem.feature_rows == len(bo.features._values) > 10
+
+
+def test_features_predict_better_when_the_objective_depends_on_them():
+    problem = FeatureZDT1(n_var=6)
+    rng = np.random.default_rng(0)
+    U = torch.as_tensor(rng.random((60, 6)))
+    Y = -torch.as_tensor(problem.evaluate(U.numpy())[:, 1:])
+    rmse = {}
+    for gp_inputs in ("encoding", "features"):
+        bo = small_bo(gp_inputs=gp_inputs)
+        bo.setup(problem, seed=0)
+        gp = bo.fit_gp(U[:20], Y[:20])
+        with torch.no_grad():
+            rmse[gp_inputs] = float((gp.posterior(U[20:]).mean - Y[20:]).pow(2).mean().sqrt())
+    assert rmse["features"] < 0.5 * rmse["encoding"], rmse
+
+
+def test_features_beside_a_categorical_encoding():
+    bo = minimize(MixedFeatureProblem(), small_bo(gp_inputs="encoding+features", n_candidates=64),
+                  ("n_evals", 10), seed=0).algorithm
+    assert bo.space.categorical and bo.fit_surrogate().models[0].train_inputs[0].shape[-1] == 4 + 2
+
+
+def test_gp_inputs_errors():
+    with pytest.raises(ValueError, match="unknown gp_inputs"):
+        BoTorchMOBO(gp_inputs="macs")
+    with pytest.raises(ValueError, match="architecture_features"):
+        minimize(get_problem("zdt1", n_var=4), small_bo(gp_inputs="features"), ("n_evals", 4))
+    with pytest.raises(ValueError, match="no gradients"):
+        minimize(FeatureZDT1(n_var=4), small_bo(gp_inputs="features", acqf_optimizer="continuous"), ("n_evals", 4))
+    problem = FeatureZDT1(n_var=4)
+    problem.architecture_features = lambda X: np.zeros(len(X))
+    with pytest.raises(ValueError, match=r"returned shape \(6,\) for 6 candidates, expected \(6, k\)"):
+        minimize(problem, small_bo(gp_inputs="features"), ("n_evals", 10))
+
+
 # ------------------------------------------------------------------------------------------ hypervolume
 # The cheap algorithms' runs are deterministic under their seeds (the same hypervolumes came out on the
 # 2-core dev VM and on a 16-core machine), so a failure there means behaviour changed. BO's are not

@@ -83,6 +83,25 @@ def test_compare_acquisitions_quick(tmp_path):
     assert all(r["wall_s"] > 0 for r in data["runs"])
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_compare_gp_inputs_quick(tmp_path):
+    run_script("compare_acquisitions.py", "--quick", "--budget", "16", "--seeds", "1", "--acquisitions", "qLogNEHVI",
+               "--exact", "true", "--gp-inputs", "encoding,features", "--name", "gp_inputs", "--out", str(tmp_path))
+    variants = {f"qLogNEHVI exact, GP on {g}" for g in ("encoding", "features")}
+    data = check_hv_outputs(tmp_path, "gp_inputs", variants, "variant", seeds=1, budget=16)
+    assert data["settings"]["gp_inputs"] == ["encoding", "features"]
+
+
+def test_gp_quality_quick(tmp_path):
+    run_script("gp_quality.py", "--quick", "--out", str(tmp_path))
+    scores = json.loads((tmp_path / "gp_quality.json").read_text())["scores"]["builtin"]["30"]
+    assert set(scores) == {"encoding", "features", "encoding+features"}
+    for splits in scores.values():
+        overall = np.array(splits)[:, 0]
+        assert overall.shape == (3,) and np.all(overall > 0.3)  # measured 0.64-0.82
+    assert "minus encoding (paired)" in (tmp_path / "gp_quality.md").read_text()
+
+
 def test_build_surrogate_quick_survives_kill_9(tmp_path):
     """The builder killed with SIGKILL mid-build resumes without retraining what it finished; the
     merged table loads as a surrogate with seeds, curves and CPU seconds."""

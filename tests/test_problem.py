@@ -8,6 +8,7 @@ from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.optimize import minimize
 
 from moo_audio import AudioNASProblem
+from moo_audio.costs import network_cost
 from moo_audio.data import load_dataset
 from moo_audio.jobs import train_job
 from moo_audio.parallel import DaskRunner
@@ -89,6 +90,8 @@ def test_evaluate_cheap_matches_full_objectives(dataset, tmp_path):
     problem = _problem(dataset, tmp_path)
     X = problem.space.to_x(problem.space.sample(3, seed=5))
     np.testing.assert_allclose(problem.evaluate_cheap(X), problem.evaluate(X)[:, 1:])
+    macs = [network_cost(g).macs for g in problem.space.from_x(X)]
+    np.testing.assert_allclose(10 ** problem.architecture_features(X)[:, 0], macs)  # what BoTorchMOBO's GP reads
 
 
 def test_space_must_match_dataset(dataset):

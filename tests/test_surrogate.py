@@ -10,7 +10,7 @@ import pytest
 from pymoo.optimize import minimize
 
 from moo_audio.algorithms import RegularizedEvolution
-from moo_audio.problem import cheap_values, cost_columns
+from moo_audio.problem import ARCHITECTURE_FEATURES, cheap_values, cost_columns, frontend_genes
 from moo_audio.space import Block, Genome
 from moo_audio.surrogate import (
     STAGE_FIELDS,
@@ -80,6 +80,18 @@ def test_objectives_match_the_real_problem(problem):
     assert np.all((out["F"][~too_big, 0] > 0) & (out["F"][~too_big, 0] < 1))
     # deterministic: the same genome always gets the same error
     np.testing.assert_array_equal(problem.evaluate(X, return_values_of=["F"]), out["F"])
+
+
+def test_architecture_features_are_the_networks_costs_and_front_end(problem):
+    X = np.random.default_rng(1).random((20, problem.n_var))
+    genomes = problem.space.from_x(X)
+    features = problem.architecture_features(X)
+    assert features.shape == (20, len(ARCHITECTURE_FEATURES))
+    columns = cost_columns(cheap_values(genomes, problem.energy_model))
+    np.testing.assert_allclose(10 ** features[:, 0], columns["macs"])
+    np.testing.assert_allclose(10 ** features[:, 1], columns["params"])
+    np.testing.assert_array_equal(features[:, 3:], [frontend_genes(g) for g in genomes])
+    assert features[:, -1].tolist() == [len(g.blocks) for g in genomes]
 
 
 def test_error_follows_the_trained_table(problem):

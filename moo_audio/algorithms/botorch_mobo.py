@@ -30,6 +30,7 @@ from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
+from botorch.models.transforms.input import ChainedInputTransform, InputTransform
 from botorch.optim import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed_alternating
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.box_decompositions import (
@@ -53,6 +54,8 @@ from moo_audio.algorithms.operators import OneGeneMutation, SobolSampling
 
 Acquisition = Literal["qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB"]
 ACQUISITIONS: tuple[str, ...] = ("qLogNEHVI", "qNEHVI", "qEHVI", "qNParEGO", "rs-UCB")
+GPInputs = Literal["encoding", "features", "encoding+features"]
+GP_INPUTS: tuple[str, ...] = ("encoding", "features", "encoding+features")
 _DTYPE = torch.float64
 #: L-BFGS iterations of a GP fit; the single-task GPs here converge in ~150, the mixed (categorical)
 #: GP's flat likelihood otherwise keeps L-BFGS going for several hundred (3x the time, same fit)
@@ -73,39 +76,73 @@ def inferred_reference_point(F: np.ndarray) -> np.ndarray:
     return -infer_reference_point(-torch.as_tensor(front, dtype=_DTYPE)).numpy()
 
 
-class CheapObjectives:
-    """Exact values of a problem's cheap objectives at cube points, in BoTorch's maximisation frame.
+class PointValues:
+    """Exact values of a function of a problem's design matrix at cube points.
 
-    Each distinct point is computed once, in batch (``problem.evaluate_cheap`` on the decoded and
-    repaired candidates), and then looked up, so acquisition functions can call it freely.
+    Each distinct point is computed once, in batch (``function`` of the decoded and repaired candidates,
+    ``width`` columns), and then looked up, so acquisition functions and GP input transforms can call it
+    freely (values carry no gradients). ``width=None``: whatever the first call returns.
     """
 
-    def __init__(self, problem: Problem, space: UnitCube, indices: tuple[int, ...]):
-        self.problem, self.space, self.indices = problem, space, indices
+    def __init__(self, space: UnitCube, function: Callable[[np.ndarray], np.ndarray], width: int | None,
+                 name: str):
+        self.space, self.function, self.width, self.name = space, function, width, name
         self._values: dict[bytes, np.ndarray] = {}
 
-    def remember(self, U: np.ndarray, F: np.ndarray) -> None:
-        """Store values already known (``F`` in the minimisation frame, all objectives)."""
-        self._values.update(zip(row_keys(U), -F[:, self.indices]))
+    def remember(self, U: np.ndarray, values: np.ndarray) -> None:
+        """Store values already known at cube points ``U``."""
+        self._values.update(zip(row_keys(U), values))
 
     def compute(self, U: np.ndarray) -> np.ndarray:
-        """Values at cube points ``(n, d)`` (maximisation frame); computes the unknown ones."""
+        """Values at cube points ``(n, d)``; computes the unknown ones."""
         keys = row_keys(U)
         todo = {key: u for key, u in zip(keys, U) if key not in self._values}
         if todo:
             X, _ = self.space.canonical(np.array(list(todo.values())))
-            values = np.asarray(self.problem.evaluate_cheap(X), dtype=float)
-            if values.shape != (len(todo), len(self.indices)):
-                raise ValueError(
-                    f"evaluate_cheap returned shape {values.shape} for {len(todo)} candidates, "
-                    f"expected {(len(todo), len(self.indices))} (one column per cheap objective)"
-                )
-            self._values.update(zip(todo, -values))
-        return np.stack([self._values[key] for key in keys])
+            values = np.asarray(self.function(X), dtype=float)
+            if self.width is None and values.ndim == 2:
+                self.width = values.shape[1]
+            if values.shape != (len(todo), self.width):
+                expected = f"({len(todo)}, {'k' if self.width is None else self.width})"
+                raise ValueError(f"{self.name} returned shape {values.shape} for {len(todo)} candidates, "
+                                 f"expected {expected}")
+            self._values.update(zip(todo, values))
+        return np.stack([self._values[key] for key in keys]).reshape(len(keys), self.width)
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         flat = X.detach().reshape(-1, X.shape[-1]).cpu().numpy()
-        return torch.as_tensor(self.compute(flat), dtype=X.dtype).reshape(*X.shape[:-1], -1)
+        return torch.as_tensor(self.compute(flat), dtype=X.dtype).reshape(*X.shape[:-1], self.width)
+
+
+class CheapObjectives(PointValues):
+    """Exact values of a problem's cheap objectives at cube points, in BoTorch's maximisation frame
+    (``problem.evaluate_cheap``, one column per cheap objective)."""
+
+    def __init__(self, problem: Problem, space: UnitCube, indices: tuple[int, ...]):
+        super().__init__(space, lambda X: -np.asarray(problem.evaluate_cheap(X), dtype=float), len(indices),
+                         "evaluate_cheap (one column per cheap objective)")
+        self.indices = indices
+
+    def remember(self, U: np.ndarray, F: np.ndarray) -> None:
+        """Store values already known (``F`` in the minimisation frame, all objectives)."""
+        super().remember(U, -F[:, self.indices])
+
+
+class AppendPointValues(InputTransform):
+    """GP input transform: cube points with exact :class:`PointValues` appended (or replaced by them).
+
+    Written here because BoTorch's ``AppendFeatures`` is one-to-many (it expands each point over a
+    feature set, for risk measures), which the hypervolume acquisitions' baseline handling rejects.
+    """
+
+    def __init__(self, values: PointValues, keep_encoding: bool):
+        super().__init__()
+        self.values, self.keep_encoding = values, keep_encoding
+        self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
+
+    def transform(self, X: torch.Tensor) -> torch.Tensor:
+        features = self.values(X)
+        return torch.cat([X, features], dim=-1) if self.keep_encoding else features
 
 
 class BoTorchMOBO(UnitCubeAlgorithm):
@@ -159,6 +196,11 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         n_candidates: size of the candidate set of the discrete optimiser.
         ucb_beta: exploration weight of ``"rs-UCB"``.
         maxiter_alternating: alternating steps of the continuous optimiser on mixed spaces.
+        gp_inputs: what the GPs read: ``"encoding"`` (the cube point, default), ``"features"`` (the
+            problem's exact ``architecture_features(X)``, e.g. MACs, parameters and front-end genes of a
+            network) or ``"encoding+features"`` (both); features need the discrete optimiser. On the
+            audio NAS surrogate the features ranked held-out real trainings better, yet the encoding
+            reached more hypervolume after 100 evaluations, hence the default (docs/algorithms.md).
         sampling: pymoo sampling of the initial design (default :class:`SobolSampling`).
         mutation: pymoo mutation of the candidate set's local moves (default :class:`OneGeneMutation`).
         partitioning_alpha: BoTorch's approximation level of the hypervolume box decompositions
@@ -198,6 +240,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         prescreen: int | None = 64,
         max_iep: int = 4,
         warm_start_maxiter: int | None = None,
+        gp_inputs: GPInputs = "encoding",
         sampling: Sampling | None = None,
         mutation: Mutation | None = None,
         **kwargs,
@@ -229,6 +272,9 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         if max_iep < 0 or (warm_start_maxiter is not None and warm_start_maxiter < 1):
             raise ValueError(f"max_iep must be >= 0 and warm_start_maxiter >= 1, got {max_iep}, {warm_start_maxiter}")
         self.max_iep, self.warm_start_maxiter = max_iep, warm_start_maxiter
+        if gp_inputs not in GP_INPUTS:
+            raise ValueError(f"unknown gp_inputs {gp_inputs!r}; choose one of {GP_INPUTS}")
+        self.gp_inputs = gp_inputs
 
     # ------------------------------------------------------------------ setup and pymoo hooks
 
@@ -253,6 +299,15 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             raise ValueError("all objectives are declared cheap: nothing for Bayesian optimisation to model")
         if self.cheap and self.acqf_optimizer != "discrete":
             raise ValueError("exact cheap objectives need acqf_optimizer='discrete' (they have no gradients)")
+        self.features = None
+        if self.gp_inputs != "encoding":
+            if not callable(getattr(problem, "architecture_features", None)):
+                raise ValueError(f"gp_inputs={self.gp_inputs!r} needs a problem with `architecture_features(X)`")
+            if self.acqf_optimizer != "discrete":
+                raise ValueError(
+                    f"gp_inputs={self.gp_inputs!r} needs acqf_optimizer='discrete' (features have no gradients)")
+            self.features = PointValues(self.space, problem.architecture_features, None, "architecture_features")
+        self.keep_encoding = self.gp_inputs != "features"
 
     def _initialize_infill(self) -> Population:
         n = self.n_init if self.n_init is not None else default_n_init(self.space.n_dims)
@@ -286,35 +341,45 @@ class BoTorchMOBO(UnitCubeAlgorithm):
 
     def _gp(self, X: torch.Tensor, Y: torch.Tensor):
         # the cube is the known domain: fixed bounds, as learned ones blow up a dimension the data
-        # happen not to vary
+        # happen not to vary; features are scaled to the range of the GP's training points
         bounds = torch.as_tensor(self.space.bounds, dtype=_DTYPE)
-        transforms = {
-            "input_transform": Normalize(d=X.shape[-1], bounds=bounds),
-            "outcome_transform": Standardize(m=1),
-        }
-        if self.space.categorical:
+        input_transform = Normalize(d=X.shape[-1], bounds=bounds)
+        if self.features is not None:
+            values = self.features(X)
+            low, high = values.min(dim=0).values, values.max(dim=0).values
+            scale = torch.stack([low, torch.where(high > low, high, low + 1.0)])
+            scale = torch.cat([bounds, scale], dim=-1) if self.keep_encoding else scale
+            input_transform = ChainedInputTransform(
+                features=AppendPointValues(self.features, self.keep_encoding),
+                normalize=Normalize(d=scale.shape[-1], bounds=scale))
+        transforms = {"input_transform": input_transform, "outcome_transform": Standardize(m=1)}
+        if self.space.categorical and self.keep_encoding:
             return MixedSingleTaskGP(X, Y, cat_dims=sorted(self.space.categorical), **transforms)
         return SingleTaskGP(X, Y, **transforms)
+
+    def fit_gp(self, U: torch.Tensor, Y: torch.Tensor, previous: dict[str, torch.Tensor] | None = None):
+        """One GP as the algorithm fits it, to cube points ``U`` and one outcome column ``Y`` (maximisation
+        frame); with ``previous`` hyperparameters it starts from them for ``warm_start_maxiter``
+        L-BFGS iterations. The problem must be set up (``setup`` or a run)."""
+        gp, maxiter = self._gp(U, Y), _FIT_MAXITER
+        if previous is not None:  # parameters only: the transforms' buffers belong to the new data
+            for name, parameter in gp.named_parameters():
+                parameter.data.copy_(previous[name])
+            maxiter = self.warm_start_maxiter
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp),
+                         optimizer_kwargs={"options": {"maxiter": maxiter}})
+        return gp
 
     def fit_surrogate(self) -> ModelListGP:
         """Fit the GPs to everything evaluated: one per expensive objective (on its finite values),
         then one on the feasibility label when some evaluation was infeasible or failed. With
-        ``warm_start_maxiter``, a GP fitted before starts from its previous hyperparameters and runs
-        that many L-BFGS iterations."""
+        ``warm_start_maxiter``, a GP fitted before starts from its previous hyperparameters."""
         U, Y, label = self._training_data()
-        models = {k: self._gp(U[ok], Y[ok, k : k + 1])
-                  for k in range(Y.shape[1]) for ok in [torch.isfinite(Y[:, k])]}
+        data = {k: (U[ok], Y[ok, k : k + 1]) for k in range(Y.shape[1]) for ok in [torch.isfinite(Y[:, k])]}
         if label is not None:
-            models["feasibility"] = self._gp(U, label)
+            data["feasibility"] = (U, label)
         previous = self._hyperparameters if self.warm_start_maxiter else {}
-        for key, gp in models.items():
-            maxiter = _FIT_MAXITER
-            if key in previous:  # parameters only: the transforms' buffers belong to the new data
-                for name, parameter in gp.named_parameters():
-                    parameter.data.copy_(previous[key][name])
-                maxiter = self.warm_start_maxiter
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp),
-                             optimizer_kwargs={"options": {"maxiter": maxiter}})
+        models = {key: self.fit_gp(X, y, previous.get(key)) for key, (X, y) in data.items()}
         self._hyperparameters = {key: {name: p.detach().clone() for name, p in gp.named_parameters()}
                                  for key, gp in models.items()}
         return ModelListGP(*models.values())
