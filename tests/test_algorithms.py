@@ -398,13 +398,22 @@ class MixedFeatureProblem(MixedProblem):
         return np.array([[x["x"], x["n"]] for x in X], dtype=float)
 
 
-@pytest.mark.parametrize(("gp_inputs", "width"), [("features", 2), ("encoding+features", 8), ("encoding", 6)])
+@pytest.mark.parametrize(("gp_inputs", "width"), [("features", 2), ("encoding+features", 8), ("additive", 8),
+                                                   ("encoding", 6)])
 def test_gp_reads_what_gp_inputs_names(gp_inputs, width):
     problem = FeatureZDT1(n_var=6)
     bo = minimize(problem, small_bo(gp_inputs=gp_inputs, n_candidates=128), ("n_evals", 10), seed=0).algorithm
     assert bo.fit_surrogate().models[0].train_inputs[0].shape[-1] == width
     if width != 6:  # every distinct point's features were computed once
         assert problem.feature_rows == len(bo.features._values) > 10
+
+
+def test_additive_kernel_has_one_part_on_the_encoding_and_one_on_the_features():
+    bo = minimize(FeatureZDT1(n_var=6), small_bo(gp_inputs="additive", n_candidates=128), ("n_evals", 10),
+                  seed=0).algorithm
+    parts = bo.fit_surrogate().models[0].covar_module.kernels
+    assert [part.base_kernel.active_dims.tolist() for part in parts] == [list(range(6)), [6, 7]]
+    assert [part.base_kernel.lengthscale.shape[-1] for part in parts] == [6, 2]
 
 
 def test_features_predict_better_when_the_objective_depends_on_them():
@@ -437,6 +446,8 @@ def test_gp_inputs_errors():
         minimize(FeatureZDT1(n_var=4), small_bo(gp_inputs="features", acqf_optimizer="continuous"), ("n_evals", 4))
     problem = FeatureZDT1(n_var=4)
     problem.architecture_features = lambda X: np.zeros(len(X))
+    with pytest.raises(ValueError, match="without categorical dimensions"):
+        minimize(MixedFeatureProblem(), small_bo(gp_inputs="additive"), ("n_evals", 4))
     with pytest.raises(ValueError, match=r"returned shape \(6,\) for 6 candidates, expected \(6, k\)"):
         minimize(problem, small_bo(gp_inputs="features"), ("n_evals", 10))
 

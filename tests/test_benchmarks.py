@@ -95,7 +95,7 @@ def test_compare_gp_inputs_quick(tmp_path):
 def test_gp_quality_quick(tmp_path):
     run_script("gp_quality.py", "--quick", "--out", str(tmp_path))
     scores = json.loads((tmp_path / "gp_quality.json").read_text())["scores"]["builtin"]["30"]
-    assert set(scores) == {"encoding", "features", "encoding+features"}
+    assert set(scores) == {"encoding", "features", "encoding+features", "additive"}
     for splits in scores.values():
         overall = np.array(splits)[:, 0]
         assert overall.shape == (3,) and np.all(overall > 0.3)  # measured 0.64-0.82
