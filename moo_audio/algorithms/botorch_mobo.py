@@ -133,8 +133,8 @@ class CheapObjectives(PointValues):
 class AppendPointValues(InputTransform):
     """GP input transform: cube points with exact :class:`PointValues` appended (or replaced by them).
 
-    Written here because BoTorch's ``AppendFeatures`` is one-to-many (it expands each point over a
-    feature set, for risk measures), which the hypervolume acquisitions' baseline handling rejects.
+    Written here because BoTorch's ``AppendFeatures`` is made for risk measures: it is one-to-many
+    (each point expanded over a set of environmental features), where here each point has its own.
     """
 
     def __init__(self, values: PointValues, keep_encoding: bool):
@@ -313,7 +313,6 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             if self.gp_inputs == "additive" and self.space.categorical:
                 raise ValueError("gp_inputs='additive' needs a space without categorical dimensions")
             self.features = PointValues(self.space, problem.architecture_features, None, "architecture_features")
-        self.keep_encoding = self.gp_inputs != "features"
 
     def _initialize_infill(self) -> Population:
         n = self.n_init if self.n_init is not None else default_n_init(self.space.n_dims)
@@ -350,13 +349,14 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         # happen not to vary; features are scaled to the range of the GP's training points
         bounds = torch.as_tensor(self.space.bounds, dtype=_DTYPE)
         input_transform = Normalize(d=X.shape[-1], bounds=bounds)
+        keep_encoding = self.gp_inputs != "features"
         if self.features is not None:
             values = self.features(X)
             low, high = values.min(dim=0).values, values.max(dim=0).values
             scale = torch.stack([low, torch.where(high > low, high, low + 1.0)])
-            scale = torch.cat([bounds, scale], dim=-1) if self.keep_encoding else scale
+            scale = torch.cat([bounds, scale], dim=-1) if keep_encoding else scale
             input_transform = ChainedInputTransform(
-                features=AppendPointValues(self.features, self.keep_encoding),
+                features=AppendPointValues(self.features, keep_encoding),
                 normalize=Normalize(d=scale.shape[-1], bounds=scale))
         transforms = {"input_transform": input_transform, "outcome_transform": Standardize(m=1)}
         if self.gp_inputs == "additive":
@@ -365,7 +365,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
                 ard_num_dims=len(dims), active_dims=dims)) for dims in (list(range(d)), list(range(d, d + k))))
             covar = encoding + features
             return SingleTaskGP(X, Y, covar_module=covar, **transforms)
-        if self.space.categorical and self.keep_encoding:
+        if self.space.categorical and keep_encoding:
             return MixedSingleTaskGP(X, Y, cat_dims=sorted(self.space.categorical), **transforms)
         return SingleTaskGP(X, Y, **transforms)
 
