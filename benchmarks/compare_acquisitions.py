@@ -15,6 +15,10 @@ median wall and CPU seconds per run) and ``acquisitions.png``::
 
     python benchmarks/compare_acquisitions.py --jobs 2
     python benchmarks/compare_acquisitions.py --quick        # 2 seeds, 20 evaluations, tiny BO
+    python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10,20 --name n_init
+
+``--gp-inputs`` and ``--n-init`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` / ``n_init`` variants,
+named in the variant; ``--name`` sets the output files' stem.
 
 ``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
 wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
@@ -38,14 +42,16 @@ QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 QUICK_N_INIT = 12
 
 
-def variant_name(acquisition: str, exact: bool, gp_inputs: str | None) -> str:
+def variant_name(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None = None) -> str:
     name = f"{acquisition} {'exact' if exact else 'modelled'}"
-    return name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
+    name = name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
+    return name if n_init is None else f"{name}, n_init {n_init}"
 
 
-def run(acquisition: str, exact: bool, gp_inputs: str | None, seed: int, table: str, trees: int, budget: int,
-        quick: bool) -> dict[str, Any]:
-    """One (acquisition, exact cheap objectives, GP inputs, seed) job: its hypervolume curve and timings."""
+def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, seed: int, table: str, trees: int,
+        budget: int, quick: bool) -> dict[str, Any]:
+    """One (acquisition, exact cheap objectives, GP inputs, initial design, seed) job: its hypervolume
+    curve and timings."""
     from moo_audio.algorithms import BoTorchMOBO
 
     _hv.quiet()
@@ -53,10 +59,12 @@ def run(acquisition: str, exact: bool, gp_inputs: str | None, seed: int, table: 
     options = {**QUICK_BO, "n_init": QUICK_N_INIT} if quick else {}
     if gp_inputs is not None:
         options["gp_inputs"] = gp_inputs
+    if n_init is not None:
+        options["n_init"] = n_init
     algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
     result = _hv.run_pymoo(problem, algorithm, budget, seed)
-    return {"variant": variant_name(acquisition, exact, gp_inputs), "acquisition": acquisition,
-            "exact_cheap": exact, "gp_inputs": gp_inputs, "seed": seed, **result}
+    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init), "acquisition": acquisition,
+            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "seed": seed, **result}
 
 
 def report(runs: list[dict], budget: int) -> tuple[str, dict]:
@@ -86,23 +94,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="exact_cheap_objectives settings to run")
     parser.add_argument("--gp-inputs", default=None,
                         help=f"comma-separated gp_inputs to run, of {GP_INPUTS} (default: BoTorchMOBO's, unnamed)")
+    parser.add_argument("--n-init", default=None,
+                        help="comma-separated initial design sizes to run (default: BoTorchMOBO's, unnamed)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
+    n_inits = [None] if args.n_init is None else [int(n) for n in args.n_init.split(",")]
+    if any(n < 1 for n in n_inits if n is not None):
+        parser.error(f"--n-init sizes must be >= 1, got {args.n_init}")
     _hv.quiet()
 
-    jobs = [(a, e, g, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
-            for g in gp_inputs for s in range(seeds)]
+    jobs = [(a, e, g, n, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for g in gp_inputs for n in n_inits for s in range(seeds)]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
-                "jobs": args.jobs,
+                "n_init": n_inits, "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),

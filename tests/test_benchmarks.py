@@ -14,6 +14,7 @@ import pytest
 from moo_audio.problem_files import load_problem
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # for the tests that call a script's functions
 
 
 def run_script(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -90,6 +91,27 @@ def test_compare_gp_inputs_quick(tmp_path):
     variants = {f"qLogNEHVI exact, GP on {g}" for g in ("encoding", "features")}
     data = check_hv_outputs(tmp_path, "gp_inputs", variants, "variant", seeds=1, budget=16)
     assert data["settings"]["gp_inputs"] == ["encoding", "features"]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_initial_designs_quick(tmp_path):
+    run_script("compare_acquisitions.py", "--quick", "--budget", "16", "--seeds", "1", "--acquisitions", "qLogNEHVI",
+               "--exact", "true", "--n-init", "6,12", "--name", "n_init", "--out", str(tmp_path))
+    data = check_hv_outputs(tmp_path, "n_init", {f"qLogNEHVI exact, n_init {n}" for n in (6, 12)}, "variant",
+                            seeds=1, budget=16)
+    assert sorted(r["n_init"] for r in data["runs"]) == [6, 12]
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--n-init", "0"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "--n-init sizes must be >= 1" in proc.stderr
+
+
+def test_bo_step_timing_on_the_surrogate_benchmark():
+    from algorithms_smoke import step_configurations, time_bo_step
+
+    assert {"exact_cheap_objectives": False} in step_configurations("builtin")
+    assert {"exact_cheap_objectives": False} not in step_configurations("dtlz2")
+    timing = time_bo_step("builtin", n_candidates=64, mc_samples=4)
+    assert timing["problem"] == "builtin" and 0 < timing["cpu_s"]
 
 
 def test_gp_quality_quick(tmp_path):
