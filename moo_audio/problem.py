@@ -160,7 +160,23 @@ class TrainingEvents(Protocol):
     def finished(self, candidate: Candidate, row: Mapping[str, Any]) -> None: ...
 
 
-class AudioNASProblem(Problem):
+class CheapQuantities:
+    """What an audio NAS problem knows of a design without training it, for the optimizers that read it
+    (``BoTorchMOBO``'s exact cheap objectives and ``gp_inputs``); needs ``space`` and ``energy_model``."""
+
+    cheap_objectives = CHEAP_OBJECTIVES
+
+    def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
+        """The cheap objectives (energy, memory) of a design matrix."""
+        columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
+        return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
+
+    def architecture_features(self, X: np.ndarray) -> np.ndarray:
+        """:func:`architecture_features` of a design matrix."""
+        return architecture_features(self.space.from_x(X))
+
+
+class AudioNASProblem(CheapQuantities, Problem):
     """Multi-objective architecture search for an always-on audio classifier.
 
     Args:
@@ -187,8 +203,6 @@ class AudioNASProblem(Problem):
         events: a :class:`TrainingEvents` listener (e.g. the search's progress display).
         dataset_options: options for :func:`~moo_audio.data.load_dataset` when ``dataset`` is a name.
     """
-
-    cheap_objectives = CHEAP_OBJECTIVES
 
     def __init__(self, dataset: AudioDataset | str = "builtin", space: SearchSpace | None = None,
                  energy_model: EnergyModel | None = None, budget: TrainBudget = TrainBudget(),
@@ -239,15 +253,6 @@ class AudioNASProblem(Problem):
     def cheap_values(self, genomes: Sequence[Genome]) -> list[Costs]:
         """The :class:`Costs` of genomes, without training."""
         return cheap_values(genomes, self.energy_model)
-
-    def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
-        """The cheap objectives (energy, memory) of a design matrix."""
-        columns = cost_columns(self.cheap_values(self.space.from_x(X)))
-        return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
-
-    def architecture_features(self, X: np.ndarray) -> np.ndarray:
-        """:func:`architecture_features` of a design matrix (what ``BoTorchMOBO(gp_inputs=...)`` reads)."""
-        return architecture_features(self.space.from_x(X))
 
     @property
     def evaluated_keys(self) -> list[str]:

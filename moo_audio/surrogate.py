@@ -35,8 +35,8 @@ from sklearn.multioutput import MultiOutputRegressor
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
 from moo_audio.energy.packaged import default_model
-from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
-from moo_audio.problem import Constraints, architecture_features, cheap_values, cost_columns, frontend_genes
+from moo_audio.objectives import OBJECTIVES
+from moo_audio.problem import CheapQuantities, Constraints, cheap_values, cost_columns, frontend_genes
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
 #: tables shipped with the package, by name
@@ -249,7 +249,7 @@ class ErrorModelReport(Agreement):
         return f"{self.folds}-fold, {super().__str__()}"
 
 
-class SurrogateAudioNASProblem(Problem):
+class SurrogateAudioNASProblem(CheapQuantities, Problem):
     """The audio NAS problem of a table's problem file, with a fitted model in place of training.
 
     The error model maps the architecture features of :mod:`moo_audio.energy.features` to the whole
@@ -268,8 +268,6 @@ class SurrogateAudioNASProblem(Problem):
         folds: folds of the cross-validation in :attr:`error_model_report` (0: none, the report is ``None``).
         seed: seed of the models and of the cross-validation split.
     """
-
-    cheap_objectives = CHEAP_OBJECTIVES
 
     def __init__(self, table: str | os.PathLike | SurrogateTable = "builtin",
                  energy_model: EnergyModel | None = None, constraints: Constraints | None = None,
@@ -335,15 +333,6 @@ class SurrogateAudioNASProblem(Problem):
 
     def _seconds(self, inputs: np.ndarray, epochs: int | None) -> np.ndarray:
         return self._epochs(epochs) * np.exp(self.seconds_model.predict(inputs))
-
-    def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
-        """The cheap objectives (energy, memory) of a design matrix."""
-        columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
-        return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
-
-    def architecture_features(self, X: np.ndarray) -> np.ndarray:
-        """:func:`~moo_audio.problem.architecture_features` of a design matrix."""
-        return architecture_features(self.space.from_x(X))
 
     def _evaluate(self, X, out, *args, epochs: int | None = None, **kwargs):
         genomes = self.space.from_x(X)
