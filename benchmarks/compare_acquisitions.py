@@ -102,9 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
-    n_inits = [None] if args.n_init is None else [int(n) for n in args.n_init.split(",")]
-    if any(n < 1 for n in n_inits if n is not None):
-        parser.error(f"--n-init sizes must be >= 1, got {args.n_init}")
+    n_inits = [None] if args.n_init is None else args.n_init.split(",")
+    if args.n_init is not None:
+        if not all(n.isdigit() and int(n) >= 1 for n in n_inits):
+            parser.error(f"--n-init sizes must be integers >= 1, got {args.n_init!r}")
+        n_inits = [int(n) for n in n_inits]
     _hv.quiet()
 
     jobs = [(a, e, g, n, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts

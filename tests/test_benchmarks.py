@@ -100,9 +100,10 @@ def test_compare_initial_designs_quick(tmp_path):
     data = check_hv_outputs(tmp_path, "n_init", {f"qLogNEHVI exact, n_init {n}" for n in (6, 12)}, "variant",
                             seeds=1, budget=16)
     assert sorted(r["n_init"] for r in data["runs"]) == [6, 12]
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--n-init", "0"],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode != 0 and "--n-init sizes must be >= 1" in proc.stderr
+    for bad in ("0", "ten", "10,"):
+        proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--n-init", bad],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode != 0 and "--n-init sizes must be integers >= 1" in proc.stderr, bad
 
 
 def test_bo_step_timing_on_the_surrogate_benchmark():
