@@ -363,8 +363,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             d, k = self.space.n_dims, self.features.width
             encoding, features = (ScaleKernel(get_covar_module_with_dim_scaled_prior(
                 ard_num_dims=len(dims), active_dims=dims)) for dims in (list(range(d)), list(range(d, d + k))))
-            covar = encoding + features
-            return SingleTaskGP(X, Y, covar_module=covar, **transforms)
+            return SingleTaskGP(X, Y, covar_module=encoding + features, **transforms)
         if self.space.categorical and keep_encoding:
             return MixedSingleTaskGP(X, Y, cat_dims=sorted(self.space.categorical), **transforms)
         return SingleTaskGP(X, Y, **transforms)
