@@ -15,6 +15,7 @@ curves measured against the same scale compare.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,16 @@ OBJECTIVE_NAMES = tuple(o.name for o in OBJECTIVES)
 #: indices of the objectives known without training (pymoo problems' ``cheap_objectives``)
 CHEAP_OBJECTIVES = tuple(i for i, o in enumerate(OBJECTIVES) if o.cheap)
 _LOG = np.array([o.log for o in OBJECTIVES])
+
+
+def objective_matrix(columns: Mapping[str, np.ndarray], indices: Sequence[int] | None = None) -> np.ndarray:
+    """The objective matrix (rows: designs; columns in ``OBJECTIVES`` order, or the objectives at
+    ``indices``) from columns named by :data:`OBJECTIVE_NAMES`."""
+    names = [OBJECTIVES[j].name for j in (range(len(OBJECTIVES)) if indices is None else indices)]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise KeyError(f"objective columns missing: {missing} (have {sorted(columns)})")
+    return np.column_stack([np.asarray(columns[n], dtype=float) for n in names])
 
 #: the hypervolume reference of the classification error (its worst value)
 ERROR_REFERENCE = 1.0

@@ -30,7 +30,7 @@ from moo_audio.data import AudioDataset, FeatureCache, FeatureSet, load_dataset
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.packaged import default_model
 from moo_audio.jobs import TrainJob, evaluation_row, fold_row, training_seed
-from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES
+from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES, objective_matrix
 from moo_audio.parallel import EpochReport, InProcessRunner, Runner
 from moo_audio.space import FrontEnd, Genome, GenomeRepair, SearchSpace
 from moo_audio.training import DEFAULT_STOPPING, CurveHistory, TrainBudget, TrainResult, check_rule_names
@@ -169,7 +169,7 @@ class CheapQuantities:
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""
         columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
-        return np.column_stack([columns[OBJECTIVES[j].name] for j in CHEAP_OBJECTIVES])
+        return objective_matrix(columns, CHEAP_OBJECTIVES)
 
     def architecture_features(self, X: np.ndarray) -> np.ndarray:
         """:func:`architecture_features` of a design matrix."""
@@ -322,7 +322,7 @@ class AudioNASProblem(CheapQuantities, Problem):
         rows = [self._results[k] for k in keys]
         columns = cost_columns(costs)
         accuracy = np.array([r["val_accuracy"] for r in rows])
-        out["F"] = np.column_stack([1.0 - accuracy, columns["energy_mj"], columns["memory_kb"]])
+        out["F"] = objective_matrix({**columns, "error": 1.0 - accuracy})
         g = self.constraints.values(accuracy, columns["energy_mj"], columns["memory_kb"], columns["macs"])
         if g:
             out["G"] = np.column_stack(list(g.values()))

@@ -35,7 +35,7 @@ from sklearn.multioutput import MultiOutputRegressor
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
 from moo_audio.energy.packaged import default_model
-from moo_audio.objectives import OBJECTIVES
+from moo_audio.objectives import OBJECTIVES, objective_matrix
 from moo_audio.problem import CheapQuantities, Constraints, cheap_values, cost_columns, frontend_genes
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
@@ -344,7 +344,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
                             for e, m, c in zip(energy, memory, macs)], dtype=bool)
         error[skipped] = 1.0  # the real problem does not train these: accuracy 0, no training time
         seconds[skipped] = 0.0
-        out["F"] = np.column_stack([error, energy, memory])
+        out["F"] = objective_matrix({**columns, "error": error})
         g = self.constraints.values(1.0 - error, energy, memory, macs)
         if g:
             out["G"] = np.column_stack(list(g.values()))

@@ -11,6 +11,7 @@ from moo_audio import AudioNASProblem
 from moo_audio.costs import network_cost
 from moo_audio.data import load_dataset
 from moo_audio.jobs import train_job
+from moo_audio.objectives import OBJECTIVE_NAMES, objective_matrix
 from moo_audio.parallel import DaskRunner
 from moo_audio.problem import Constraints
 from moo_audio.space import GenomeRepair, GenomeSampling, SearchSpace
@@ -92,6 +93,14 @@ def test_evaluate_cheap_matches_full_objectives(dataset, tmp_path):
     np.testing.assert_allclose(problem.evaluate_cheap(X), problem.evaluate(X)[:, 1:])
     macs = [network_cost(g).macs for g in problem.space.from_x(X)]
     np.testing.assert_allclose(10 ** problem.architecture_features(X)[:, 0], macs)  # what BoTorchMOBO's GP reads
+
+
+def test_objective_matrix_follows_the_objective_list_and_names_missing_columns():
+    columns = {name: np.full(2, float(i)) for i, name in reversed(list(enumerate(OBJECTIVE_NAMES)))}
+    np.testing.assert_array_equal(objective_matrix(columns), [list(range(len(OBJECTIVE_NAMES)))] * 2)
+    np.testing.assert_array_equal(objective_matrix(columns, (2, 1)), [[2, 1]] * 2)
+    with pytest.raises(KeyError, match="error"):
+        objective_matrix({k: v for k, v in columns.items() if k != "error"})
 
 
 def test_space_must_match_dataset(dataset):
