@@ -37,6 +37,7 @@ from moo_audio.energy.features import feature_matrix
 from moo_audio.energy.packaged import default_model
 from moo_audio.objectives import OBJECTIVES, objective_matrix
 from moo_audio.problem import CheapQuantities, Constraints, cheap_values, cost_columns, frontend_genes
+from moo_audio.seed_noise import MIN_ARCHITECTURES, SeedNoise
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
 #: tables shipped with the package, by name
@@ -93,12 +94,18 @@ def load_table(table: str | os.PathLike) -> SurrogateTable:
     return SurrogateTable(data["meta"], tuple(data["rows"]))
 
 
-def error_curves(row: dict[str, Any]) -> np.ndarray:
+def run_error_curves(row: dict[str, Any]) -> np.ndarray:
     """An architecture's classification error after each epoch with its best epoch restored (one minus
-    the running maximum of the validation curve), averaged over its runs (seeds)."""
+    the running maximum of the validation curve), one row per run (seed) that did not fail, cut to
+    the shortest run."""
     runs = [r for r in row.get("runs", [row]) if not r["failed"]]
     epochs = min(len(r["curve"]) for r in runs)
-    return np.mean([1.0 - np.maximum.accumulate(r["curve"][:epochs]) for r in runs], axis=0)
+    return np.array([1.0 - np.maximum.accumulate(r["curve"][:epochs]) for r in runs])
+
+
+def error_curves(row: dict[str, Any]) -> np.ndarray:
+    """:func:`run_error_curves` averaged over the runs."""
+    return run_error_curves(row).mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -267,11 +274,17 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         n_estimators: trees (boosting iterations per output) of the error model.
         folds: folds of the cross-validation in :attr:`error_model_report` (0: none, the report is ``None``).
         seed: seed of the models and of the cross-validation split.
+        seed_noise: answer as one training run does rather than as the mean of runs: every evaluation
+            adds a real run's deviation from its architecture's mean (:class:`~moo_audio.seed_noise.SeedNoise`,
+            from the table's architectures trained with several seeds), so evaluating a genome twice
+            gives two answers, as training it twice does. :meth:`predict_error` stays the mean.
+        noise_seed: seed of the noise's draws (one generator for the problem's life).
     """
 
     def __init__(self, table: str | os.PathLike | SurrogateTable = "builtin",
                  energy_model: EnergyModel | None = None, constraints: Constraints | None = None,
-                 error_model: str = "curve_boosting", n_estimators: int = 300, folds: int = 5, seed: int = 0):
+                 error_model: str = "curve_boosting", n_estimators: int = 300, folds: int = 5, seed: int = 0,
+                 seed_noise: bool = False, noise_seed: int = 0):
         if error_model not in ERROR_MODELS:
             raise ValueError(f"unknown error_model {error_model!r}: give one of {sorted(ERROR_MODELS)}")
         self.table = table if isinstance(table, SurrogateTable) else load_table(table)
@@ -301,6 +314,15 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         per_epoch = np.array([r["seconds"] / max(1, r["epochs"]) for r in rows])
         self.seconds_model = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
         self.seconds_model.fit(X, np.log(per_epoch))
+        #: what ``seed_noise=True`` adds to each evaluation (``None``: the mean of runs is answered)
+        self.seed_noise: SeedNoise | None = None
+        if seed_noise:
+            repeated = [c[:, :self.max_epochs] for c in map(run_error_curves, rows) if len(c) >= 2]
+            if len(repeated) < MIN_ARCHITECTURES:
+                raise ValueError(f"seed_noise=True needs at least {MIN_ARCHITECTURES} architectures trained with "
+                                 f"several seeds; the table of {self.table.meta['problem']!r} has {len(repeated)}")
+            self.seed_noise = SeedNoise.from_runs(repeated)
+        self.noise_rng = np.random.default_rng(noise_seed)
         n = self.space.n_var
         super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(self.constraints.active()),
                          xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars(),
@@ -327,9 +349,12 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         table's machine, predicted."""
         return self._seconds(self._inputs(genomes), epochs)
 
-    def _error(self, inputs: np.ndarray, epochs: int | None) -> np.ndarray:
-        curves = self.error_model.predict(inputs).reshape(len(inputs), -1)
-        return np.clip(curves[:, self._epochs(epochs) - 1], 0.0, 1.0)
+    def _error(self, inputs: np.ndarray, epochs: int | None, noisy: bool = False) -> np.ndarray:
+        column = self._epochs(epochs) - 1  # checked before the noise draws anything
+        curves = np.clip(self.error_model.predict(inputs).reshape(len(inputs), -1), 0.0, 1.0)
+        if noisy and self.seed_noise is not None:
+            curves = self.seed_noise.sample(curves, self.noise_rng)
+        return curves[:, column]
 
     def _seconds(self, inputs: np.ndarray, epochs: int | None) -> np.ndarray:
         return self._epochs(epochs) * np.exp(self.seconds_model.predict(inputs))
@@ -339,7 +364,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         columns = cost_columns(cheap_values(genomes, self.energy_model))
         energy, memory, macs = columns["energy_mj"], columns["memory_kb"], columns["macs"]
         inputs = self._inputs(genomes)  # once for both models: it walks every network's layers
-        error, seconds = self._error(inputs, epochs), self._seconds(inputs, epochs)
+        error, seconds = self._error(inputs, epochs, noisy=True), self._seconds(inputs, epochs)
         skipped = np.array([any(v > 0 for v in self.constraints.cheap_violations(e, m, c).values())
                             for e, m, c in zip(energy, memory, macs)], dtype=bool)
         error[skipped] = 1.0  # the real problem does not train these: accuracy 0, no training time

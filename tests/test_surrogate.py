@@ -11,6 +11,7 @@ from pymoo.optimize import minimize
 
 from moo_audio.algorithms import RegularizedEvolution
 from moo_audio.problem import ARCHITECTURE_FEATURES, cheap_values, cost_columns, frontend_genes
+from moo_audio.seed_noise import SeedNoise
 from moo_audio.space import Block, Genome
 from moo_audio.surrogate import (
     STAGE_FIELDS,
@@ -196,3 +197,44 @@ def test_curve_boosting_predicts_non_increasing_curves_in_its_basis():
     assert np.corrcoef(predicted[:, 0], Y[80:, 0])[0, 1] > 0.9
     single = CurveBoosting(max_iter=50, random_state=0).fit(X, Y[:, -1])  # one output: a vector, as scikit-learn's
     assert single.predict(X).shape == (120,)
+
+
+def test_seed_noise_samples_deviations_of_runs_of_about_the_same_error():
+    quiet = [np.array([[0.09, 0.09], [0.11, 0.11]])] * 4      # 4 architectures near error 0.1, runs +-0.01
+    loud = [np.array([[0.4, 0.4], [0.6, 0.6]])] * 4          # 4 near 0.5, runs +-0.1
+    noise = SeedNoise.from_runs(quiet + loud, neighbours=4)
+    rng = np.random.default_rng(0)
+    good, bad = noise.sample(np.full((200, 2), 0.12), rng), noise.sample(np.full((200, 2), 0.45), rng)
+    scale = np.sqrt(2)  # one run's distance to a 2-run mean is 1/sqrt(2) of a run's spread
+    np.testing.assert_allclose(np.unique(np.round(good[:, 1] - 0.12, 9)), np.array([-0.01, 0.01]) * scale)
+    np.testing.assert_allclose(np.unique(np.round(bad[:, 1] - 0.45, 9)), np.array([-0.1, 0.1]) * scale)
+    assert np.all(np.diff(noise.sample(np.array([[0.5, 0.3]]), rng), axis=1) <= 0)  # best epoch kept
+    np.testing.assert_array_equal(noise.sample(np.full((5, 2), 0.3), np.random.default_rng(3)),
+                                  noise.sample(np.full((5, 2), 0.3), np.random.default_rng(3)))
+    with pytest.raises(ValueError, match="at least 8 architectures trained with several seeds, got 7"):
+        SeedNoise.from_runs(quiet + loud[:3])
+    with pytest.raises(ValueError, match="seeds >= 2"):
+        SeedNoise.from_runs(quiet + loud[:3] + [np.array([[0.5, 0.5]])])
+    with pytest.raises(ValueError, match=r"curves must be \(n, 2\)"):
+        noise.sample(np.zeros((3, 4)), rng)
+
+
+def test_seed_noise_mode_answers_as_one_training_run_does():
+    with pytest.raises(ValueError, match="'fsdd' has 0"):
+        SurrogateAudioNASProblem("fsdd", n_estimators=10, folds=0, seed_noise=True)
+    noisy = SurrogateAudioNASProblem("builtin", n_estimators=30, folds=0, seed_noise=True, noise_seed=1)
+    rows = noisy.table.trained("front")  # the 300 architectures trained with 3 seeds
+    X = noisy.space.to_x(noisy.table.genomes(rows))
+    first, second = (noisy.evaluate(X, return_values_of=["F"])[:, 0] for _ in range(2))
+    mean = noisy.predict_error(noisy.table.genomes(rows))
+    again = SurrogateAudioNASProblem("builtin", n_estimators=30, folds=0, seed_noise=True, noise_seed=1)
+    np.testing.assert_array_equal(again.evaluate(X, return_values_of=["F"])[:, 0], first)  # reproducible from its seed
+    assert np.mean(first != second) > 0.9
+    # as far from the mean as a real run is from its architecture's mean
+    runs = np.array([[1 - run["val_accuracy"] for run in r["runs"][:3]] for r in rows])
+    real_spread = np.sqrt(np.mean(runs.var(axis=1, ddof=1)))
+    assert 0.7 < np.sqrt(np.mean((first - mean) ** 2)) / real_spread < 1.4
+    # two draws agree about as well as two seeds do (the seed-noise ceiling)
+    ceiling = seed_noise_ceiling(noisy.table)
+    draws = Agreement.of(first, second)
+    assert abs(draws.spearman - ceiling.spearman) < 0.05 and abs(draws.mae - ceiling.mae) < 0.005
