@@ -322,7 +322,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
                 raise ValueError(f"seed_noise=True needs at least {MIN_ARCHITECTURES} architectures trained with "
                                  f"several seeds; the table of {self.table.meta['problem']!r} has {len(repeated)}")
             self.seed_noise = SeedNoise.from_runs(repeated)
-        self.noise_rng = np.random.default_rng(noise_seed)
+            self.noise_rng = np.random.default_rng(noise_seed)
         n = self.space.n_var
         super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(self.constraints.active()),
                          xl=np.zeros(n), xu=np.ones(n), vars=self.space.pymoo_vars(),
