@@ -4,7 +4,11 @@ For each table: the seed-noise ceiling (one training run predicting another of t
 architecture, from the architectures trained with several seeds) and, for each error model of
 ``moo_audio.surrogate.ERROR_MODELS``, the k-fold cross-validated agreement with the table at the full
 budget (overall and in the best quartile: Spearman, Kendall tau, R^2, MAE) and the cross-validated
-Spearman at a third and two thirds of the budget (the multi-fidelity answers)::
+Spearman at a third and two thirds of the budget (the multi-fidelity answers). For a table with
+architectures trained with several seeds, it also checks seed-noise mode on them (the first model's
+cross-validated curves with :class:`~moo_audio.seed_noise.SeedNoise` added): two noisy draws should
+agree about as well as two seeds do (the ceiling), and a draw should predict a real run about as well
+as the mean prediction does::
 
     python benchmarks/surrogate_report.py                  # builtin and fsdd, 300 trees
     python benchmarks/surrogate_report.py --tables builtin --trees 30 --models forest
@@ -20,9 +24,17 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import spearmanr
 
-from moo_audio.surrogate import ERROR_MODELS, SurrogateAudioNASProblem, load_table, seed_noise_ceiling
+from moo_audio.surrogate import (
+    ERROR_MODELS,
+    Agreement,
+    SurrogateAudioNASProblem,
+    load_table,
+    run_error_curves,
+    seed_noise_ceiling,
+)
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ("spearman", "kendall", "r2", "mae", "top_spearman", "top_kendall", "top_mae")
@@ -34,6 +46,30 @@ def fidelity_spearman(problem: SurrogateAudioNASProblem) -> dict[int, float]:
     epochs = sorted({max(1, problem.max_epochs // 3), max(1, 2 * problem.max_epochs // 3), problem.max_epochs})
     return {e: float(spearmanr(problem.cv_curves[:, e - 1], problem.trained_curves[:, e - 1]).statistic)
             for e in epochs}
+
+
+def seed_noise_agreements(problem: SurrogateAudioNASProblem, seed: int = 0) -> dict[str, Agreement]:
+    """Seed-noise mode on the table's architectures trained with several seeds, from the problem's
+    cross-validated curves: two noisy draws with each other, a noisy draw and the mean prediction with
+    each real run (averaged over runs); best quartile by the architectures' mean trained error. The
+    deviations are sampled from all repeated architectures, an architecture's own among them."""
+    rng = np.random.default_rng(seed)
+    repeated = [(i, runs[:, -1]) for i, runs in
+                enumerate(run_error_curves(r)[:, :problem.max_epochs] for r in problem.table.trained())
+                if len(runs) >= 2]
+    rows = [i for i, _ in repeated]
+    n_runs = min(len(final) for _, final in repeated)
+    real = np.array([final[:n_runs] for _, final in repeated])
+    quality = np.array([final.mean() for _, final in repeated])
+    mean = problem.cv_curves[rows, -1]
+    first, second = (problem.seed_noise.sample(problem.cv_curves[rows], rng)[:, -1] for _ in range(2))
+
+    def against_runs(predicted: np.ndarray) -> Agreement:
+        return Agreement.mean([Agreement.of(predicted, real[:, j], quality) for j in range(n_runs)])
+
+    return {"seed-noise mode: two draws": Agreement.of(first, second, quality),
+            "seed-noise mode: a draw vs a real run": against_runs(first),
+            "mean prediction vs a real run": against_runs(mean)}
 
 
 def main() -> None:
@@ -60,8 +96,10 @@ def main() -> None:
                          f"{repeated} |" + " |" * (len(COLUMNS) + 1))
         results.append({"table": name, "model": "ceiling", "repeated": repeated,
                         **(dataclasses.asdict(ceiling) if ceiling else {})})
-        for model in args.models.split(","):
-            problem = SurrogateAudioNASProblem(table, error_model=model, n_estimators=args.trees, folds=args.folds)
+        for k, model in enumerate(args.models.split(",")):
+            noisy = ceiling is not None and k == 0 and args.folds > 0
+            problem = SurrogateAudioNASProblem(table, error_model=model, n_estimators=args.trees, folds=args.folds,
+                                               seed_noise=noisy)
             report = problem.error_model_report
             by_epochs = fidelity_spearman(problem)
             cells = [f"{getattr(report, c):.3f}" for c in COLUMNS]
@@ -69,6 +107,10 @@ def main() -> None:
             lines.append(f"| {name} | {model} | {report.n} | " + " | ".join(cells) + " |")
             results.append({"table": name, "model": model, **dataclasses.asdict(report), "by_epochs": by_epochs})
             print(lines[-1], flush=True)
+            for label, agreement in (seed_noise_agreements(problem) if noisy else {}).items():
+                lines.append(f"| {name} | {label} ({model}, cross-validated) | {agreement.n} | "
+                             + " | ".join(f"{getattr(agreement, c):.3f}" for c in COLUMNS) + " | |")
+                results.append({"table": name, "model": f"{label} ({model})", **dataclasses.asdict(agreement)})
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
