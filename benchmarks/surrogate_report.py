@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from moo_audio.seed_noise import SeedNoise
 from moo_audio.surrogate import (
     ERROR_MODELS,
     Agreement,
@@ -51,18 +52,23 @@ def fidelity_spearman(problem: SurrogateAudioNASProblem) -> dict[int, float]:
 def seed_noise_agreements(problem: SurrogateAudioNASProblem, seed: int = 0) -> dict[str, Agreement]:
     """Seed-noise mode on the table's architectures trained with several seeds, from the problem's
     cross-validated curves: two noisy draws with each other, a noisy draw and the mean prediction with
-    each real run (averaged over runs); best quartile by the architectures' mean trained error. The
-    deviations are sampled from all repeated architectures, an architecture's own among them."""
+    each real run (averaged over runs); best quartile by the architectures' mean trained error. Each
+    architecture's deviations are drawn from the other repeated architectures, so that, like its
+    cross-validated curve, its draw holds nothing of its own runs."""
     rng = np.random.default_rng(seed)
-    repeated = [(i, runs[:, -1]) for i, runs in
+    repeated = [(i, runs) for i, runs in
                 enumerate(run_error_curves(r)[:, :problem.max_epochs] for r in problem.table.trained())
                 if len(runs) >= 2]
     rows = [i for i, _ in repeated]
-    n_runs = min(len(final) for _, final in repeated)
-    real = np.array([final[:n_runs] for _, final in repeated])
-    quality = np.array([final.mean() for _, final in repeated])
+    n_runs = min(len(runs) for _, runs in repeated)
+    real = np.array([runs[:n_runs, -1] for _, runs in repeated])
+    quality = np.array([runs[:, -1].mean() for _, runs in repeated])
     mean = problem.cv_curves[rows, -1]
-    first, second = (problem.seed_noise.sample(problem.cv_curves[rows], rng)[:, -1] for _ in range(2))
+    neighbours = problem.seed_noise.neighbours
+    left_out = [SeedNoise.from_runs([runs for j, (_, runs) in enumerate(repeated) if j != k], neighbours)
+                for k in range(len(repeated))]
+    first, second = (np.array([noise.sample(problem.cv_curves[[row]], rng)[0, -1]
+                               for noise, row in zip(left_out, rows)]) for _ in range(2))
 
     def against_runs(predicted: np.ndarray) -> Agreement:
         return Agreement.mean([Agreement.of(predicted, real[:, j], quality) for j in range(n_runs)])

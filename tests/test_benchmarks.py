@@ -226,9 +226,18 @@ def test_surrogate_report(tmp_path):
     run_script("surrogate_report.py", "--tables", "builtin", "--trees", "30", "--models", "forest,extra_trees",
                "--out", str(tmp_path / "report"))
     results = json.loads((tmp_path / "report.json").read_text())["results"]
-    assert [r["model"] for r in results] == ["ceiling", "forest", "extra_trees"]
-    assert results[0]["repeated"] == 310  # the shipped table: 300 architectures and 10 baselines x 3 seeds
-    assert 0.8 < results[0]["spearman"] <= 1.0
+    seed_noise_rows = [f"{kind} (forest)" for kind in
+                       ("seed-noise mode: two draws", "seed-noise mode: a draw vs a real run",
+                        "mean prediction vs a real run")]
+    assert [r["model"] for r in results] == ["ceiling", "forest", *seed_noise_rows, "extra_trees"]
+    ceiling = results[0]
+    assert ceiling["repeated"] == 310  # the shipped table: 300 architectures and 10 baselines x 3 seeds
+    assert 0.8 < ceiling["spearman"] <= 1.0
+    two_draws, draw_vs_run, mean_vs_run = results[2:5]
+    # two seed-noise draws differ about as much as two real seeds do (measured MAE 0.028 both) ...
+    assert 0.7 * ceiling["mae"] < two_draws["mae"] < 1.4 * ceiling["mae"]
+    # ... and a draw, carrying noise of its own, lies farther from a real run than the mean prediction
+    assert draw_vs_run["mae"] > mean_vs_run["mae"]
     forest = results[1]
     assert 0.5 < forest["spearman"] <= 1.0 and forest["top_spearman"] < forest["spearman"]
     assert list(forest["by_epochs"]) == ["5", "10", "15"]
