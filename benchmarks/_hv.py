@@ -95,14 +95,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def surrogate(table: str, n_estimators: int = TREES):
+def surrogate(table: str, n_estimators: int = TREES, seed_noise: bool = False):
     """The ``SurrogateAudioNASProblem`` of ``table``, built once per process (fitting the forest takes
-    seconds); its forest seed is fixed, so every process builds the same problem."""
-    key = (table, n_estimators)
+    seconds); its forest seed is fixed, so every process builds the same problem. With ``seed_noise``
+    it answers as one training run does (``seed_noise=True``); a job reseeds its ``noise_rng``."""
+    key = (table, n_estimators, seed_noise)
     if key not in _PROBLEMS:
         from moo_audio.surrogate import SurrogateAudioNASProblem
 
-        _PROBLEMS[key] = SurrogateAudioNASProblem(table, n_estimators=n_estimators)
+        _PROBLEMS[key] = SurrogateAudioNASProblem(table, n_estimators=n_estimators, seed_noise=seed_noise)
     return _PROBLEMS[key]
 
 
@@ -177,25 +178,40 @@ class Recorder:
 
         return RecordingEvaluator()
 
-    def curve(self, scale: HypervolumeScale, budget: int) -> tuple[np.ndarray, int]:
-        """(hypervolume curve over ``budget`` evaluations, evaluations actually recorded)."""
+    def observed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(objectives, feasibility) of every evaluation as the run saw them."""
+        return (np.concatenate(self.F),
+                np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)]))
+
+    def answers(self, problem, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        """(objectives, feasibility) of the first ``budget`` designs, in order, re-answered by ``problem``."""
+        values = problem.evaluate(np.concatenate(self.X)[:budget],
+                                  return_values_of=["F", "G"] if problem.n_ieq_constr else ["F"])
+        F, G = values if problem.n_ieq_constr else (values, None)
+        return F, feasible_rows(F, G)
+
+    def curve(self, scale: HypervolumeScale, budget: int, judge=None) -> tuple[np.ndarray, int]:
+        """(hypervolume curve over ``budget`` evaluations, evaluations actually recorded); with
+        ``judge`` (the noise-free problem of a noisy run), that of the front the run saw, scored by the
+        judge's answers (:func:`~moo_audio.objectives.hypervolume_curve`'s ``judged``)."""
         if not self.F:
             return np.zeros(budget), 0
-        F = np.concatenate(self.F)
-        feasible = np.concatenate([feasible_rows(f, g) for f, g in zip(self.F, self.G)])
-        return hypervolume_curve(F, feasible, scale, budget), len(F)
+        F, feasible = self.observed()
+        judged = None if judge is None else self.answers(judge, budget)
+        return hypervolume_curve(F, feasible, scale, budget, judged=judged), len(F)
 
-    def refit_hv(self, refits: Sequence, scale: HypervolumeScale, budget: int) -> list[list[float]]:
+    def refit_hv(self, refits: Sequence, scale: HypervolumeScale, budget: int,
+                 seen_front: bool = False) -> list[list[float]]:
         """The hypervolume at each of :func:`marks` of the same designs, in the same order, answered by
-        each of ``refits`` (see :func:`refitted_surrogates`): one list per refit."""
+        each of ``refits`` (see :func:`refitted_surrogates`): one list per refit. With ``seen_front``
+        (a noisy run), each refit scores the front the run saw rather than choosing its own."""
         if not self.X:
             return [[0.0] * len(marks(budget)) for _ in refits]
-        X = np.concatenate(self.X)[:budget]
         out = []
         for refit in refits:
-            values = refit.evaluate(X, return_values_of=["F", "G"] if refit.n_ieq_constr else ["F"])
-            F, G = (values if refit.n_ieq_constr else (values, None))
-            curve = hypervolume_curve(F, feasible_rows(F, G), scale, budget)
+            F, feasible = self.answers(refit, budget)
+            curve = (hypervolume_curve(*self.observed(), scale, budget, judged=(F, feasible)) if seen_front
+                     else hypervolume_curve(F, feasible, scale, budget))
             out.append([float(curve[m - 1]) for m in marks(budget)])
         return out
 
@@ -207,25 +223,33 @@ def timed(fn: Callable[[], None]) -> dict[str, float]:
     return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
 
 
-def run_pymoo(problem, algorithm, budget: int, seed: int, refits: Sequence = ()) -> dict[str, Any]:
+def run_pymoo(problem, algorithm, budget: int, seed: int, refits: Sequence = (), judge=None) -> dict[str, Any]:
     """One seeded ``minimize`` of a pymoo algorithm, ``("n_evals", budget)``: its hypervolume curve
     (evaluations past the budget, e.g. of a last generation, are left out), timings and, with
-    ``refits``, the hypervolumes those surrogates give its designs (:meth:`Recorder.refit_hv`)."""
+    ``refits``, the hypervolumes those surrogates give its designs (:meth:`Recorder.refit_hv`); see
+    :func:`finish` for ``judge``."""
     from pymoo.optimize import minimize
 
     seed_everything(seed)
     recorder = Recorder()
     times = timed(lambda: minimize(problem, algorithm, ("n_evals", budget), seed=seed,
                                    evaluator=recorder.evaluator()))
-    return finish(recorder, problem, budget, times, refits)
+    return finish(recorder, problem, budget, times, refits, judge)
 
 
-def finish(recorder: Recorder, problem, budget: int, times: dict[str, float], refits: Sequence = ()) -> dict[str, Any]:
+def finish(recorder: Recorder, problem, budget: int, times: dict[str, float], refits: Sequence = (),
+           judge=None) -> dict[str, Any]:
+    """A run's record: ``hv`` (the hypervolume curve), ``n_evals``, the reference, timings, and
+    ``hv_refit`` with ``refits``. ``judge``, the noise-free problem of a run on a noisy one: ``hv`` is
+    then the front the run saw scored by the judge (what the optimizer would report, at its true
+    worth), and ``hv_observed`` the hypervolume of the noisy answers themselves."""
     scale = reference_scale(problem)
-    curve, n = recorder.curve(scale, budget)
+    curve, n = recorder.curve(scale, budget, judge)
     out = {"hv": curve.tolist(), "n_evals": min(n, budget), "reference": scale.to_dict(), **times}
+    if judge is not None:
+        out["hv_observed"] = recorder.curve(scale, budget)[0].tolist()
     if refits:
-        out["hv_refit"] = recorder.refit_hv(refits, scale, budget)
+        out["hv_refit"] = recorder.refit_hv(refits, scale, budget, seen_front=judge is not None)
     return out
 
 
@@ -244,7 +268,7 @@ def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> 
             print(f"job {jobs[i]} failed: {type(error).__name__}: {error}", flush=True)
             return
         results[i] = result
-        brief = {k: v for k, v in result.items() if k not in ("hv", "reference", "hv_refit")}
+        brief = {k: v for k, v in result.items() if k not in ("hv", "reference", "hv_refit", "hv_observed")}
         print(json.dumps({**brief, "final_hv": round(result["hv"][-1], 5)}), flush=True)
 
     if processes <= 1:

@@ -6,8 +6,9 @@ Algorithms (``--algorithms``, default all):
   objectives), ``evolution`` (``RegularizedEvolution()``), ``pso`` (``MOPSO()``);
 * peers: ``nsga2`` and ``smsemoa`` (pymoo, population ``POP_SIZE`` with the genome sampling and repair
   and duplicate elimination, as ``moo-audio search`` sets up NSGA-II), ``random`` (``RandomSearch()``),
-  ``optuna-tpe`` (``optuna.samplers.TPESampler``) and ``optuna-nsga2`` (``NSGAIISampler``, population
-  ``POP_SIZE``), both with their defaults otherwise. An Optuna trial suggests one value per entry of
+  ``optuna-tpe`` (``optuna.samplers.TPESampler``), ``optuna-gp`` (``GPSampler``: a GP per objective,
+  log-EHVI with the constraints, after 10 random trials) and ``optuna-nsga2`` (``NSGAIISampler``,
+  population ``POP_SIZE``), all with their defaults otherwise. An Optuna trial suggests one value per entry of
   ``problem.vars`` (Real: ``suggest_float``, Integer: ``suggest_int``, Choice: ``suggest_categorical``,
   Binary: ``suggest_categorical([False, True])``), the problem evaluates that dict, and the constraint
   values go to the sampler through ``constraints_func``; ``ax`` (Ax's ``Client`` with its default
@@ -38,6 +39,16 @@ which re-answer every run's designs, and the seed intervals must not overlap) an
 on a bigger machine, or with a smaller ``--budget``, beside the others) instead of running anything;
 a run shorter than the longest shows a dash at the marks beyond its budget.
 
+``--seed-noise`` runs every job on the surrogate's seed-noise mode (``seed_noise=True``: each
+evaluation answers as one training run does, so a genome evaluated twice gets two answers; the
+noise is drawn from the job's seed). A noisy answer can look better than the architecture is, so the
+hypervolume is then that of the front the run *saw*, at its members' noise-free values: what the
+optimizer would report, at its true worth (refitted surrogates score that same front);
+``hv_observed`` in the JSON keeps the hypervolume of the noisy answers. Outputs go to
+``optimizers-seed_noise.*``::
+
+    python benchmarks/compare_optimizers.py --seed-noise --jobs 2 --algorithms botorch,optuna-tpe,nsga2
+
 ``--jobs N`` runs the (algorithm, seed) jobs in N processes; each job reseeds every generator and
 the problem is deterministic, so the results do not depend on it (the wall times do).
 """
@@ -60,7 +71,7 @@ import _hv
 #: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
 POP_SIZE = 20
 OURS = ("hybrid", "botorch", "evolution", "pso")
-PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-nsga2", "ax")
+PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-gp", "optuna-nsga2", "ax")
 #: the module each peer family needs and the extra of moo-audio that installs it
 PEER_PACKAGES = {"optuna": ("optuna", "test"), "ax": ("ax", "bench")}
 ALGORITHMS = OURS + PEERS
@@ -102,7 +113,7 @@ def suggest(trial, name: str, var):
     raise TypeError(f"variable {name!r}: no Optuna suggestion for {type(var).__name__}")
 
 
-def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=()) -> dict[str, Any]:
+def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=(), judge=None) -> dict[str, Any]:
     """One seeded Optuna study of ``budget`` trials on the problem's mixed variables."""
     import optuna
 
@@ -123,12 +134,14 @@ def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=()) ->
 
     if sampler_name == "optuna-tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+    elif sampler_name == "optuna-gp":
+        sampler = optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
     else:
         sampler = optuna.samplers.NSGAIISampler(population_size=POP_SIZE, seed=seed,
                                                 constraints_func=constraints)
     study = optuna.create_study(directions=["minimize"] * problem.n_obj, sampler=sampler)
     times = _hv.timed(lambda: study.optimize(objective, n_trials=budget))
-    return _hv.finish(recorder, problem, budget, times, refits)
+    return _hv.finish(recorder, problem, budget, times, refits, judge)
 
 
 def ax_parameter(name: str, var):
@@ -153,7 +166,7 @@ def ax_parameter(name: str, var):
     raise TypeError(f"variable {name!r}: no Ax parameter for {type(var).__name__}")
 
 
-def run_ax(problem, budget: int, seed: int, refits=()) -> dict[str, Any]:
+def run_ax(problem, budget: int, seed: int, refits=(), judge=None) -> dict[str, Any]:
     """One seeded Ax ``Client`` run: its default generation strategy for a multi-objective experiment
     (Sobol, then BoTorch's qLogNEHVI on GPs of every objective), with ``BoTorchMOBO``'s initial
     design size and batch size ``q``; the constraint values are an outcome constraint ``g <= 0``."""
@@ -197,36 +210,46 @@ def run_ax(problem, budget: int, seed: int, refits=()) -> dict[str, Any]:
                 client.complete_trial(trial_index=index, raw_data=data)
             done += len(trials)
 
-    return _hv.finish(recorder, problem, budget, _hv.timed(optimize), refits)
+    return _hv.finish(recorder, problem, budget, _hv.timed(optimize), refits, judge)
 
 
-def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
-    """One (algorithm, seed) job: its hypervolume curve and timings."""
+def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool,
+        seed_noise: bool = False) -> dict[str, Any]:
+    """One (algorithm, seed) job: its hypervolume curve and timings; with ``seed_noise``, on the noisy
+    surrogate (its noise drawn from the job's seed), scored by the noise-free one."""
     _hv.quiet()
-    problem = _hv.surrogate(table, trees)
+    problem = _hv.surrogate(table, trees, seed_noise)
+    judge = None
+    if seed_noise:
+        problem.noise_rng = np.random.default_rng(seed)  # the job's draws, whatever ran before it
+        judge = _hv.surrogate(table, trees)
     refits = _hv.refitted_surrogates(table, trees, QUICK_REFITS if quick else REFITS)
     if algorithm.startswith("optuna-"):
-        result = run_optuna(problem, algorithm, budget, seed, refits)
+        result = run_optuna(problem, algorithm, budget, seed, refits, judge)
     elif algorithm == "ax":
-        result = run_ax(problem, budget, seed, refits)
+        result = run_ax(problem, budget, seed, refits, judge)
     else:
         algo = make_algorithm(algorithm, QUICK_BO if quick else {})
-        result = _hv.run_pymoo(problem, algo, budget, seed, refits)
+        result = _hv.run_pymoo(problem, algo, budget, seed, refits, judge)
     return {"algorithm": algorithm, "seed": seed, **result}
 
 
 def report(runs: list[dict], budget: int, baseline: str = "nsga2") -> tuple[str, dict]:
     """The markdown table and the per-evaluation summary of ``runs``: median HV [95% CI] at the marks,
-    and the evaluations each median curve needs to reach NSGA-II's median HV at each mark."""
+    and the evaluations each median curve needs to reach NSGA-II's median HV at each mark; for
+    seed-noise runs also the median hypervolume of the noisy answers themselves at the budget."""
     summary = _hv.summarize(_hv.group_curves(runs))
     at = _hv.marks(budget)
     targets = {m: summary[baseline]["median"][m - 1] for m in at if m > 25} if baseline in summary else {}
+    noisy = all("hv_observed" in r for r in runs)
     rows = []
     for name, s in summary.items():
         reach = [_hv.evals_to_reach(s["median"], t) or f"not in {len(s['median'])}" for t in targets.values()]
-        wall = np.median([r["wall_s"] for r in runs if r["algorithm"] == name])
-        rows.append([name, *(_hv.cell(s, m) for m in at), *reach, f"{wall:.1f}"])
-    header = ["algorithm", *(f"HV at {m}" for m in at),
+        own = [r for r in runs if r["algorithm"] == name]
+        observed = [f"{np.median([r['hv_observed'][-1] for r in own]):.4f}"] if noisy else []
+        rows.append([name, *(_hv.cell(s, m) for m in at), *observed, *reach,
+                     f"{np.median([r['wall_s'] for r in own]):.1f}"])
+    header = ["algorithm", *(f"HV at {m}" for m in at), *([f"noisy answers' HV at {budget}"] if noisy else []),
               *(f"evals to NSGA-II's HV at {m} ({t:.4f})" for m, t in targets.items()), "median wall s / run"]
     return _hv.markdown(header, rows), summary
 
@@ -236,6 +259,10 @@ def main(argv: list[str] | None = None) -> None:
     _hv.add_run_arguments(parser, "algorithm", full=(10, 200), quick=(2, 30),
                           quick_help=f"2 seeds, 30 evaluations, small BO settings {QUICK_BO}, {QUICK_TREES} trees")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated subset")
+    parser.add_argument("--seed-noise", action="store_true",
+                        help="evaluate on the surrogate's seed-noise mode (answers as one training run); "
+                             "hypervolume of the front each run saw, at its noise-free values; "
+                             "outputs optimizers-seed_noise.*")
     parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                         help="report the runs of these optimizers.json files instead of running")
     args = parser.parse_args(argv)
@@ -249,6 +276,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.merge:
         loaded = [json.loads(path.read_text()) for path in args.merge]
+        noisy = {bool(data["settings"].get("seed_noise")) for data in loaded}
+        if len(noisy) > 1:
+            parser.error("--merge: some files hold seed-noise runs and some noise-free ones; merge them apart")
+        args.seed_noise = noisy.pop()
         runs = [r for data in loaded for r in data["runs"] if r["algorithm"] in algorithms]
         failed = [line for data in loaded for line in data.get("failed", [])]
         budget = max(len(r["hv"]) for r in runs)
@@ -256,8 +287,9 @@ def main(argv: list[str] | None = None) -> None:
         trees = loaded[0]["settings"]["trees"]
     else:
         # the Bayesian runs first, so that a pool does not end waiting on one of them
-        jobs = [(a, s, args.table, trees, budget, args.quick)
-                for a in sorted(algorithms, key=lambda a: a not in ("botorch", "hybrid")) for s in range(seeds)]
+        jobs = [(a, s, args.table, trees, budget, args.quick, args.seed_noise)
+                for a in sorted(algorithms, key=lambda a: a not in ("botorch", "hybrid", "optuna-gp"))
+                for s in range(seeds)]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 
@@ -266,14 +298,16 @@ def main(argv: list[str] | None = None) -> None:
         _hv.leaders_vs_surrogate_error(runs, summary, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
+                "seed_noise": args.seed_noise,
                 "algorithms": algorithms, "pop_size": POP_SIZE, "bo_options": QUICK_BO if args.quick else {},
                 "jobs": args.jobs, "merged": [str(p) for p in args.merge or []],
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
             "reference": runs[0]["reference"],
             "marks": _hv.marks(budget), "summary": summary, "runs": runs}
-    title = f"{args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
-    _hv.write(args.out, "optimizers", data, table, summary, title)
+    noisy = " (seed noise)" if args.seed_noise else ""
+    title = f"{args.table} surrogate{noisy}: {seeds} seeds, median and 95% bootstrap CI"
+    _hv.write(args.out, "optimizers-seed_noise" if args.seed_noise else "optimizers", data, table, summary, title)
     _hv.exit_if_failed(failed)
 
 

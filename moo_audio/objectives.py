@@ -100,7 +100,8 @@ class HypervolumeScale:
 
 
 def hypervolume_curve(F: np.ndarray, feasible: np.ndarray, scale: HypervolumeScale,
-                      budget: int | None = None) -> np.ndarray:
+                      budget: int | None = None,
+                      judged: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Normalised hypervolume of the non-dominated feasible evaluations among the first ``k``, for
     every ``k`` up to ``budget`` (default: all); a run that stopped early keeps its last value.
 
@@ -108,20 +109,31 @@ def hypervolume_curve(F: np.ndarray, feasible: np.ndarray, scale: HypervolumeSca
         F: objectives ``(evaluations, 3)`` in the order the optimizer asked for them.
         feasible: whether each evaluation is feasible (trained, finite, every constraint met).
         scale: the normalisation (:meth:`HypervolumeScale.around`).
+        judged: ``(F, feasible)`` of the same evaluations to score the front by, e.g. the noise-free
+            values of noisy evaluations: the front is still the one ``F`` shows (what an optimizer that
+            sees only ``F`` reports), and its hypervolume is that of its members' judged values (judged
+            infeasible ones count nothing). That curve can fall: an evaluation that looks better than
+            it is can push a truly better one off the front.
     """
     from pymoo.indicators.hv import HV
 
     F, feasible = np.asarray(F, dtype=float), np.asarray(feasible, dtype=bool)
     budget = len(F) if budget is None else budget
     F, feasible = scale.normalise(F[:budget]) if len(F) else np.empty((0, len(OBJECTIVES))), feasible[:budget]
+    if judged is None:
+        scored, counts = F, feasible
+    else:
+        scored = scale.normalise(np.asarray(judged[0], dtype=float)[:budget]) if len(F) else F
+        counts = np.asarray(judged[1], dtype=bool)[:budget] & np.all(scored < 1.0, axis=1)
     indicator = HV(ref_point=np.ones(len(OBJECTIVES)))
     curve = np.zeros(budget)
-    front = np.empty((0, len(OBJECTIVES)))
+    front: list[int] = []  # rows of the front F shows
     value = 0.0
     for i, f in enumerate(F):
-        if feasible[i] and np.all(f < 1.0) and not np.any(np.all(front <= f, axis=1)):
-            front = np.vstack([front[~np.all(f <= front, axis=1)], f])
-            value = float(indicator(front))
+        if feasible[i] and np.all(f < 1.0) and not np.any(np.all(F[front] <= f, axis=1)):
+            front = [j for j in front if not np.all(f <= F[j])] + [i]
+            members = [j for j in front if counts[j]]
+            value = float(indicator(scored[members])) if members else 0.0
         curve[i] = value
     curve[len(F):] = value
     return curve

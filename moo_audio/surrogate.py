@@ -322,6 +322,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
                 raise ValueError(f"seed_noise=True needs at least {MIN_ARCHITECTURES} architectures trained with "
                                  f"several seeds; the table of {self.table.meta['problem']!r} has {len(repeated)}")
             self.seed_noise = SeedNoise.from_runs(repeated)
+            #: the generator of the noise's draws (replace it to restart them, e.g. once per benchmark run)
             self.noise_rng = np.random.default_rng(noise_seed)
         n = self.space.n_var
         super().__init__(n_var=n, n_obj=len(OBJECTIVES), n_ieq_constr=len(self.constraints.active()),
