@@ -207,11 +207,12 @@ class Recorder:
         (a noisy run), each refit scores the front the run saw rather than choosing its own."""
         if not self.X:
             return [[0.0] * len(marks(budget)) for _ in refits]
+        seen = self.observed() if seen_front else None
         out = []
         for refit in refits:
-            F, feasible = self.answers(refit, budget)
-            curve = (hypervolume_curve(*self.observed(), scale, budget, judged=(F, feasible)) if seen_front
-                     else hypervolume_curve(F, feasible, scale, budget))
+            answers = self.answers(refit, budget)
+            curve = (hypervolume_curve(*seen, scale, budget, judged=answers) if seen_front
+                     else hypervolume_curve(*answers, scale, budget))
             out.append([float(curve[m - 1]) for m in marks(budget)])
         return out
 
