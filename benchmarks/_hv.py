@@ -98,12 +98,14 @@ def seed_everything(seed: int) -> None:
 def surrogate(table: str, n_estimators: int = TREES, seed_noise: bool = False):
     """The ``SurrogateAudioNASProblem`` of ``table``, built once per process (fitting the forest takes
     seconds); its forest seed is fixed, so every process builds the same problem. With ``seed_noise``
-    it answers as one training run does (``seed_noise=True``); a job reseeds its ``noise_rng``."""
+    it answers as one training run does (``seed_noise=True``); a job reseeds its ``noise_rng``. Only
+    the noise-free problem cross-validates its error model (the noisy one's answers do not use it)."""
     key = (table, n_estimators, seed_noise)
     if key not in _PROBLEMS:
         from moo_audio.surrogate import SurrogateAudioNASProblem
 
-        _PROBLEMS[key] = SurrogateAudioNASProblem(table, n_estimators=n_estimators, seed_noise=seed_noise)
+        no_cv = {"folds": 0} if seed_noise else {}  # the noise-free problem keeps the default report
+        _PROBLEMS[key] = SurrogateAudioNASProblem(table, n_estimators=n_estimators, seed_noise=seed_noise, **no_cv)
     return _PROBLEMS[key]
 
 
