@@ -2,7 +2,8 @@
 
 Each variant adds a part of :class:`moo_audio.augment.Augmentation` (none; time shift; shift and
 background noise, the default; shift, noise and two time and two frequency SpecAugment masks of up
-to 10% each) and trains the same models
+to 10% each; shift, noise and a random gain of -20 to +10 dB; the same and a frequency warp of up
+to 10%) and trains the same models
 (DS-CNN-S, the field's small keyword spotter, and a small 1-D network of the search space) with
 ``--seeds`` seeds each, every epoch of the problem's budget (best validation epoch kept). The test
 split — speakers never trained on — is read once, after every training. The table gives validation
@@ -30,6 +31,8 @@ VARIANTS = {  # name: Augmentation options (parts switched off are 0; the defaul
     "time shift": {"noise_prob": 0.0},
     "time shift + noise (default)": {},
     "time shift + noise + masks": {"time_masks": 2, "freq_masks": 2},
+    "time shift + noise + gain": {"gain_db": (-20.0, 10.0)},
+    "time shift + noise + gain + warp": {"gain_db": (-20.0, 10.0), "freq_warp": 0.1},
 }
 
 
@@ -122,14 +125,31 @@ def main() -> None:
         val, test = r["val"], r["test"]
         lines.append(f"| {r['model']} | {r['variant']} | {val[0]:.3f} [{val[1]:.3f}, {val[2]:.3f}] | "
                      f"{test[0]:.3f} [{test[1]:.3f}, {test[2]:.3f}] |")
+    levels = split_levels(dataset)
+    if levels:
+        lines += ["", "Recording level of each split (no labels read): median over its clips of the clip's peak, "
+                  "dB below full scale.", "", "| split | groups | median peak dBFS |", "|---|---|---|"]
+        lines += [f"| {split} | {groups} | {level:.1f} |" for split, (groups, level) in levels.items()]
     table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"augmentation-{spec.name}{'-quick' if args.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps({"wall_s": wall, "epochs": epochs, "seeds": seeds,
-                                                     "rows": rows}, indent=1))
+                                                     "levels": levels, "rows": rows}, indent=1))
     stem.with_suffix(".md").write_text(table + "\n")
     print(f"wrote {stem}.json, .md")
+
+
+def split_levels(dataset) -> dict[str, tuple[int, float]]:
+    """Per split, its number of groups (speakers) and the median peak level of its clips (dBFS):
+    what a random gain is for, read off the audio alone ({} for a dataset without groups)."""
+    import numpy as np
+
+    if dataset.groups is None:
+        return {}
+    peaks = 20 * np.log10(dataset.waveforms.abs().amax(dim=1).clamp_min(1e-6).numpy())
+    return {split: (len(set(dataset.groups[idx])), float(np.median(peaks[idx])))
+            for split, idx in dataset.splits.items()}
 
 
 def cost(spec, dataset, nets, args, augmentation) -> None:

@@ -8,6 +8,15 @@ per front end:
 * **time shift**: each clip moves by a random number of frames (at most ``time_shift_ms``); the
   frames shifted in hold silence (the log-mel of a zero signal), as a shifted, zero-padded waveform
   would;
+* **gain**: each clip's level changes by a random gain drawn uniformly from ``gain_db`` (power dB),
+  exactly, in the mel power domain (``P -> g P``; the silence of zero padding stays silence): a device
+  hears a word louder or quieter with its microphone, distance and speaker, and a speaker recorded
+  far quieter than the training speakers is otherwise a shift of every feature the network never saw
+  (Kaldi's and the Speech Commands scripts' volume perturbation);
+* **frequency warp**: each clip's mel axis is stretched or squeezed by a random factor within
+  ``1 ± freq_warp`` (linear interpolation between bins, the top bin held where the stretch reads
+  past it), an approximation on the mel scale of vocal tract length perturbation (Jaitly and
+  Hinton 2013): with a handful of training speakers it stands in for the speakers not heard;
 * **background noise**: with probability ``noise_prob`` a random segment of noise (a dataset's own
   noise recordings, e.g. Speech Commands' ``_background_noise_``, else generated coloured noise) is
   added at an SNR drawn uniformly from ``snr_db``, in the mel *power* domain: ``P = P_clip + g P_noise``
@@ -45,6 +54,8 @@ class Augmentation:
         time_shift_ms: largest shift of a clip, either way, in milliseconds.
         noise_prob: probability that a clip gets background noise.
         snr_db: range of the signal-to-noise ratio of added noise, dB.
+        gain_db: range of the gain applied to each clip, power dB (``(0, 0)``: none).
+        freq_warp: largest relative stretch of the mel axis, either way.
         time_masks: time masks per clip; ``time_mask_fraction`` their largest width (of the frames).
         freq_masks: frequency masks per clip; ``freq_mask_fraction`` their largest width (of the bins).
     """
@@ -52,23 +63,27 @@ class Augmentation:
     time_shift_ms: int = 100
     noise_prob: float = 0.8
     snr_db: tuple[float, float] = (5.0, 20.0)
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    freq_warp: float = 0.0
     time_masks: int = 0
     time_mask_fraction: float = 0.1
     freq_masks: int = 0
     freq_mask_fraction: float = 0.1
 
     def __post_init__(self):
-        object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
+        for name in ("snr_db", "gain_db"):
+            value = tuple(float(v) for v in getattr(self, name))
+            low, high = value if len(value) == 2 else (math.nan, math.nan)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"augment.{name} must be [low, high] with low <= high, got {list(value)}")
+            object.__setattr__(self, name, value)
         for name in ("time_shift_ms", "time_masks", "freq_masks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"augment.{name} must be an integer >= 0, got {value!r}")
-        for name in ("noise_prob", "time_mask_fraction", "freq_mask_fraction"):
+        for name in ("noise_prob", "freq_warp", "time_mask_fraction", "freq_mask_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        low, high = self.snr_db if len(self.snr_db) == 2 else (math.nan, math.nan)
-        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-            raise ValueError(f"augment.snr_db must be [low, high] with low <= high, got {list(self.snr_db)}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,10 @@ class FeatureAugmenter:
         shift = a.time_shift_ms // self.hop_ms
         if shift:
             x = self._shift(x, shift)
+        if a.gain_db != (0.0, 0.0):
+            x = self._gain(x)
+        if a.freq_warp:
+            x = self._warp(x)
         if a.noise_prob and self.noise is not None and len(self.noise):
             x = self._add_noise(x)
         if a.time_masks or a.freq_masks:
@@ -122,6 +141,22 @@ class FeatureAugmenter:
         shifted = torch.gather(x, 2, source.clamp(0, t - 1).unsqueeze(1).expand_as(x))
         silence = (math.log(self.log_offset) - self.mean) / self.std
         return torch.where(inside.unsqueeze(1), shifted, torch.full_like(x, silence))
+
+    def _gain(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.augmentation.gain_db
+        db = low + (high - low) * torch.rand(len(x), 1, 1, device=x.device)
+        power = (torch.exp(x * self.std + self.mean) - self.log_offset).clamp_min(0.0)
+        return (torch.log(10 ** (db / 10) * power + self.log_offset) - self.mean) / self.std
+
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        n, bins, _ = x.shape
+        factor = 1 + self.augmentation.freq_warp * (2 * torch.rand(n, 1, device=x.device) - 1)
+        source = (torch.arange(bins, device=x.device) * factor).clamp(max=bins - 1)  # bin each output reads
+        low = source.floor().long()
+        high = (low + 1).clamp(max=bins - 1)
+        weight = (source - low).unsqueeze(2)
+        pick = lambda index: torch.gather(x, 1, index.unsqueeze(2).expand_as(x))  # noqa: E731
+        return pick(low) * (1 - weight) + pick(high) * weight
 
     def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
         a, n = self.augmentation, len(x)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from moo_audio.augment import Augmentation
 from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.jobs import training_seed
 from moo_audio.problem import AudioNASProblem, cheap_values
@@ -290,10 +291,20 @@ def check_data(plan: Plan, problem: AudioNASProblem) -> None:
     """The plan was made for this problem's data, budget and folds (else a :class:`BuildError`)."""
     now = {"dataset_fingerprint": problem.dataset.fingerprint, "budget": dataclasses.asdict(problem.budget),
            "folds": problem.folds}
-    changed = [k for k, v in now.items() if json.loads(json.dumps(v)) != plan.meta[k]]  # plan.meta: JSON form
+    planned = {**plan.meta, "budget": _budget_in_todays_form(plan.meta["budget"])}
+    changed = [k for k, v in now.items() if json.loads(json.dumps(v)) != planned[k]]  # plan.meta: JSON form
     if changed:
         raise BuildError(f"the plan was made for other {', '.join(changed)} than this problem's: "
                          "start a new build folder")
+
+
+def _budget_in_todays_form(budget: dict) -> dict:
+    """A plan's budget with the augmentation options added since it was written at their defaults:
+    a new option is off by default, as it was for the plan's trainings."""
+    if budget.get("augment") is None:
+        return budget
+    defaults = json.loads(json.dumps(dataclasses.asdict(Augmentation())))
+    return {**budget, "augment": {**defaults, **budget["augment"]}}
 
 
 def build(folder: Path, plan: Plan, problem: AudioNASProblem, *, part: tuple[int, int] = (0, 1),

@@ -46,6 +46,34 @@ def test_noise_is_added_at_the_asked_snr_in_the_mel_power_domain():
     np.testing.assert_allclose(power.numpy(), clip_power * 1.1, rtol=1e-5)  # +10% of the clip's power
 
 
+def test_gain_scales_the_mel_power_exactly_and_leaves_silence_silent():
+    silence = (math.log(LOG_OFFSET) + 5.0) / 2.0
+    clip = torch.full((64, 4, 10), 1.0)
+    clip[:, :, 8:] = silence  # zero padding at the end of each clip
+    torch.manual_seed(3)
+    out = _augmenter(gain_db=(-20.0, 10.0))(clip)
+    power = torch.exp(out * 2.0 - 5.0) - LOG_OFFSET
+    gain_db = 10 * torch.log10(power[:, :, :8] / (math.exp(2.0 - 5.0) - LOG_OFFSET))
+    assert torch.allclose(gain_db, gain_db[:, :1, :1].expand_as(gain_db), atol=1e-3)  # one gain per clip
+    assert gain_db.min() >= -20.0 - 1e-3 and gain_db.max() <= 10.0 + 1e-3
+    assert gain_db.min() < -15.0 and gain_db.max() > 5.0  # drawn over the whole range
+    torch.testing.assert_close(out[:, :, 8:], clip[:, :, 8:])
+    with pytest.raises(ValueError, match=r"gain_db must be \[low, high\] with low <= high, got \[10.0, -20.0\]"):
+        Augmentation(gain_db=(10, -20))
+
+
+def test_frequency_warp_stretches_the_mel_axis_within_its_bound():
+    x = torch.arange(16.0).reshape(1, 16, 1).repeat(32, 1, 5)  # each frame reads 0, 1, ..., 15 up the bins
+    torch.manual_seed(4)
+    out = _augmenter(freq_warp=0.1)(x)
+    factor = out[:, 5, 0] / 5  # bin 5 now reads bin 5 x factor
+    assert factor.min() >= 0.9 - 1e-6 and factor.max() <= 1.1 + 1e-6 and factor.std() > 0.02
+    assert torch.all(torch.diff(out, dim=1) >= 0)  # still ascending: a stretch, not a shuffle
+    assert torch.all(out[:, 0] == 0) and out.max() <= 15
+    with pytest.raises(ValueError, match=r"freq_warp must be in \[0, 1\]"):
+        Augmentation(freq_warp=-0.1)
+
+
 def test_masks_set_bands_and_frames_to_the_mean():
     torch.manual_seed(2)
     out = _augmenter(time_masks=1, time_mask_fraction=0.2, freq_masks=1, freq_mask_fraction=0.25)(torch.ones(16, 8, 30))

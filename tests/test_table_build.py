@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from moo_audio.augment import Augmentation
 from moo_audio.data import load_dataset
 from moo_audio.problem_files import load_problem
 from moo_audio.surrogate import SurrogateAudioNASProblem, load_table
@@ -106,6 +107,18 @@ def test_a_plan_refuses_other_data_or_budget(tmp_path, spec, problem, plan):
         build(tmp_path, plan, other, log=lambda _: None)
     with pytest.raises(BuildError, match="has no plan.json"):
         Plan.load(tmp_path / "missing")
+
+
+def test_a_plan_written_before_an_augmentation_option_existed_still_builds(tmp_path, spec, problem, plan):
+    augmented = dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, augment=Augmentation()))
+    problem = augmented.make_problem(problem.dataset)
+    older = make_plan(problem, augmented, n=2, repeats=0, seeds=1)
+    for option in ("gain_db", "freq_warp"):  # options this version added, off by default
+        del older.meta["budget"]["augment"][option]
+    assert build(tmp_path, older, problem, log=lambda _: None) == 2
+    older.meta["budget"]["augment"]["gain_db"] = [-20.0, 10.0]  # a plan made with the option on is another budget
+    with pytest.raises(BuildError, match="other budget than this problem's"):
+        build(tmp_path, older, problem, log=lambda _: None)
 
 
 @pytest.mark.filterwarnings("ignore:An input array is constant")  # one epoch of tiny data
