@@ -37,18 +37,16 @@ def litert_records(genomes: dict, profile, repeats: int, rounds: int) -> tuple[d
     model id, and the networks the int8 converter refused, with its reason."""
     from ai_edge_litert import __version__ as litert_version
 
-    from moo_audio.energy.measure import random_input, random_network
+    from moo_audio.energy.measure import export_tflite_int8, random_input
     from moo_audio.energy.profiles import hardware_fingerprint
     from moo_audio.energy.records import Measurement
-    from moo_audio.tflite_io import ConversionError, TFLiteModel, export_tflite
+    from moo_audio.tflite_io import ConversionError, TFLiteModel
 
     records, refused = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model_id, genome) in enumerate(genomes.items()):
-            calibration = [random_input(genome, seed) for seed in range(8)]
             try:
-                path = export_tflite(random_network(genome), genome.frontend.input_shape,
-                                     Path(tmp) / f"{i}.tflite", calibration)
+                path = export_tflite_int8(genome, Path(tmp) / f"{i}.tflite")
             except ConversionError as error:
                 refused[model_id] = str(error)
                 print(f"[{i + 1:>4}/{len(genomes)}] LiteRT {model_id:<20} refused: {error}", flush=True)

@@ -8,16 +8,24 @@ batch 1 and the same input (the standardised log-mel) as the ONNX files of :mod:
 The LiteRT interpreter runs them; :func:`run_logits` quantizes the input and dequantizes the logits
 with the file's own parameters, so callers see floats either way.
 
+:func:`micro_arena` asks TFLite Micro's own interpreter (the ``tflite-micro`` package) how much
+arena a file needs: the memory oracle of the analytic arena of :mod:`moo_audio.costs`.
+
 These packages are the ``tflite`` extra (``pip install 'moo-audio[tflite]'``); without them every
 function here raises an :class:`ImportError` that says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +39,11 @@ class ConversionError(RuntimeError):
 
 
 def available() -> bool:
-    """Whether the ``tflite`` extra (litert-torch, ai-edge-litert) is installed."""
+    """Whether the ``tflite`` extra (litert-torch, ai-edge-litert, tflite-micro) is installed."""
     try:
         import ai_edge_litert.interpreter  # noqa: F401
         import litert_torch  # noqa: F401
+        import tflite_micro  # noqa: F401
     except ImportError:
         return False
     return True
@@ -51,9 +60,9 @@ def export_tflite(model: torch.nn.Module, input_shape: tuple[int, ...], path: st
     ``calibration`` (inputs of shape ``(1, *input_shape)``) fully int8.
 
     Raises:
-        ConversionError: the converter refused the int8 graph (some 1-D networks with skip
-            connections: its reshape passes demand one scale on both sides; measured in
-            ``benchmarks/runtimes.py``).
+        ConversionError: the converter refused the int8 graph (it refused 1-D networks with skip
+            connections while the graph was exported non-strictly; ``benchmarks/tflm_arena.py``
+            counts refusals).
     """
     _require()
     # the converter prints a progress line per pass unless told not to (a user's setting wins)
@@ -72,7 +81,9 @@ def export_tflite(model: torch.nn.Module, input_shape: tuple[int, ...], path: st
             return path
         quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
             pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-        observed = quantize_pt2e.prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+        # strict: a non-strict export leaves no source function on the residual add, so the quantizer
+        # skipped it and the file computed it in float between a dequantize and a quantize
+        observed = quantize_pt2e.prepare_pt2e(torch.export.export(model, example, strict=True).module(), quantizer)
         seen = 0
         with torch.no_grad():
             for x in calibration:
@@ -142,3 +153,68 @@ class TFLiteModel:
 def run_logits(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
     """Float logits of inputs ``[n, *input_shape]`` from a ``.tflite`` file (see :class:`TFLiteModel`)."""
     return TFLiteModel(path)(x)
+
+
+@dataclass(frozen=True)
+class MicroArena:
+    """The tensor arena TFLite Micro's interpreter needs for one ``.tflite`` file, in bytes.
+
+    ``smallest`` is the smallest arena in which the interpreter allocates (to 16 bytes, TFLite Micro's
+    alignment); its recording allocator splits what it uses into ``head``, the non-persistent part
+    its memory planner lays out (activation tensors and kernels' scratch buffers), and ``tail``, the
+    persistent part (tensor and operator structures, kernels' per-channel quantization data).
+    """
+
+    smallest: int
+    head: int
+    tail: int
+
+
+def micro_arena(path: str | os.PathLike) -> MicroArena:
+    """What TFLite Micro's own interpreter needs for the ``.tflite`` file (see :class:`MicroArena`)."""
+    _require()
+    from tflite_micro.python.tflite_micro import runtime
+
+    data = Path(path).read_bytes()
+
+    def allocates(size: int) -> bool:
+        try:
+            with _native_output():  # a failed allocation prints its reasons
+                runtime.Interpreter.from_bytes(data, arena_size=size)
+        except RuntimeError:
+            return False
+        return True
+
+    low, high = 0, 1 << 14
+    while not allocates(high):
+        low, high = high, 2 * high
+    while high - low > 16:
+        middle = (low + high) // 2
+        low, high = (low, middle) if allocates(middle) else (middle, high)
+    with _native_output() as printed:
+        runtime.Interpreter.from_bytes(data, arena_size=2 * high).print_allocations()
+    used = {part: int(b) for part, b in re.findall(r"Arena allocation (head|tail) (\d+) bytes", printed())}
+    if set(used) != {"head", "tail"}:
+        raise RuntimeError(f"TFLite Micro's allocation report for {path} has no head and tail: {printed()!r}")
+    return MicroArena(high, used["head"], used["tail"])
+
+
+@contextlib.contextmanager
+def _native_output() -> Iterator:
+    """Captures what native code writes to this process's stdout and stderr (file descriptors 1 and
+    2, which ``contextlib.redirect_stdout`` does not reach); yields a function that returns it."""
+    captured: list[str] = []
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = [os.dup(fd) for fd in (1, 2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            yield lambda: "".join(captured)
+        finally:
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace"))

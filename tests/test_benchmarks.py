@@ -296,7 +296,8 @@ def test_augmentation_quick(tmp_path):
     proc = run_script("augmentation.py", "--quick", "--out", str(tmp_path))
     rows = json.loads((tmp_path / "augmentation-builtin-quick.json").read_text())["rows"]
     assert {r["variant"] for r in rows} == {"none", "time shift", "time shift + noise (default)",
-                                            "time shift + noise + masks"}
+                                            "time shift + noise + masks", "time shift + noise + gain",
+                                            "time shift + noise + gain + warp"}
     assert all(len(r["runs"]) == 2 and 0 <= r["test"][0] <= 1 for r in rows)
     assert "test accuracy, unseen speakers" in proc.stdout
 
@@ -321,6 +322,18 @@ def test_validation_agreement_quick(tmp_path):
     run_script("validation_agreement.py", "--quick", "--folds", "2", "--out", str(tmp_path), timeout=600)
     report = json.loads((tmp_path / "validation_agreement-fsdd-quick.json").read_text())["report"]
     assert set(report) == {"one_speaker", "folds"} and all(-1 <= r["spearman"] <= 1 for r in report.values())
+
+
+def test_tflm_arena_quick(tmp_path):
+    pytest.importorskip("tflite_micro", reason="the tflite extra")
+    proc = run_script("tflm_arena.py", "--quick", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "tflm_arena-quick.json").read_text())
+    assert len(data["rows"]) + len(data["refused"]) == 4
+    for row in data["rows"]:
+        assert row["tflm_smallest_arena"] == row["tflm_head"] + row["tflm_tail"]
+        assert row["tflm_head"] >= row["analytic_arena"] > 0  # the converter adds tensors, never removes them
+    assert data["report"]["analytic_arena vs tflm_head"]["n"] == len(data["rows"])
+    assert "TFLite Micro's planned arena (head)" in proc.stdout
 
 
 def test_runtimes_quick(tmp_path):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from moo_audio import tflite_io
-from moo_audio.energy.measure import random_network
+from moo_audio.costs import network_cost
+from moo_audio.energy.measure import export_tflite_int8, random_network
 from moo_audio.problem_files import load_problem
+from moo_audio.space import Block, FrontEnd, Genome
 
 pytest.importorskip("litert_torch", reason=tflite_io.EXTRA_HINT)
 
@@ -62,3 +66,44 @@ def test_missing_extra_is_named(monkeypatch, tmp_path, network):
     genome, model = network
     with pytest.raises(ImportError, match=r"pip install 'moo-audio\[tflite\]'"):
         tflite_io.export_tflite(model, genome.frontend.input_shape, tmp_path / "m.tflite")
+
+
+SKIP_2D = Genome(FrontEnd(16000, 1000, 20, 25, 20, "2d"),
+                 (Block("conv", 16, 3, 1), Block("mbconv", 16, 3, 1, expansion=2, skip=True)), 12)
+SKIP_1D = Genome(FrontEnd(16000, 1000, 20, 25, 20, "1d"),
+                 (Block("conv", 16, 3, 1), Block("dsconv", 16, 3, 1, skip=True, pool=True)), 12)
+
+
+@pytest.mark.parametrize("genome", [SKIP_2D, SKIP_1D], ids=["2d", "1d"])
+def test_int8_tflite_of_a_residual_network_has_no_float_tensor(tmp_path, genome):
+    """The residual add is quantized too (it stayed float between a dequantize and a quantize, with
+    a float input, when the graph was exported non-strictly: the quantizer did not see the add)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = export_tflite_int8(genome, tmp_path / "m.tflite")
+    interpreter = Interpreter(model_path=str(path))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "ADD" in ops and not ops & {"QUANTIZE", "DEQUANTIZE"}
+    assert {t["dtype"] for t in interpreter.get_tensor_details()} <= {np.int8, np.int32}
+
+
+@pytest.mark.parametrize("genome", [
+    Genome(FrontEnd(16000, 1000, 20, 25, 20, "2d"), (Block("conv", 8, 3, 1), Block("dsconv", 16, 3, 1),
+                                                     Block("conv", 16, 3, 1, pool=True)), 12),
+    SKIP_2D,
+    Genome(FrontEnd(16000, 1000, 21, 25, 20, "2d"), (Block("conv", 8, 3, 2), Block("dsconv", 16, 3, 1)), 12),
+], ids=["plain", "residual", "stride-2-odd-sizes"])
+def test_tflite_micro_plans_the_analytic_arena(tmp_path, genome):
+    """Where the converter emits one operator per layer, TFLite Micro's planner lays out exactly the
+    analytic peak arena of moo_audio.costs (benchmarks/tflm_arena.py measures where it does not)."""
+    arena = tflite_io.micro_arena(export_tflite_int8(genome, tmp_path / "m.tflite"))
+    assert arena.head == network_cost(genome).peak_activation_bytes("int8")
+    assert arena.smallest == arena.head + arena.tail and 0 < arena.tail < arena.smallest
+
+
+def test_native_output_is_captured_and_the_streams_restored(capfd):
+    with tflite_io._native_output() as printed:
+        os.write(1, b"from native code\n")
+    assert printed() == "from native code\n"
+    print("after")
+    assert capfd.readouterr().out == "after\n"

@@ -76,6 +76,17 @@ def export_onnx(genome: Genome, path: str | os.PathLike, dtype: str = "float32",
     return export(random_network(genome, seed), genome.frontend.input_shape, path, dtype, calibration)
 
 
+def export_tflite_int8(genome: Genome, path: str | os.PathLike, *, seed: int = 0,
+                       calibration_batches: int = 8) -> Path:
+    """The genome's network (random weights) as a fully-int8 ``.tflite`` file, calibrated on random
+    log-mel-shaped inputs (the ``tflite`` extra; raises :class:`moo_audio.tflite_io.ConversionError`
+    where the converter refuses the graph)."""
+    from moo_audio.tflite_io import export_tflite
+
+    calibration = [random_input(genome, s) for s in range(calibration_batches)]
+    return export_tflite(random_network(genome, seed), genome.frontend.input_shape, path, calibration)
+
+
 @dataclass(frozen=True)
 class TimingSettings:
     """How long to time one model, and how its repeats are summarised.
