@@ -157,46 +157,44 @@ def run_logits(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MicroArena:
-    """The tensor arena TFLite Micro's interpreter needs for one ``.tflite`` file, in bytes.
-
-    ``smallest`` is the smallest arena in which the interpreter allocates (to 16 bytes, TFLite Micro's
-    alignment); its recording allocator splits what it uses into ``head``, the non-persistent part
-    its memory planner lays out (activation tensors and kernels' scratch buffers), and ``tail``, the
-    persistent part (tensor and operator structures, kernels' per-channel quantization data).
+    """The tensor arena TFLite Micro's interpreter needs for one ``.tflite`` file, in bytes, as its
+    recording allocator reports it: ``head``, the non-persistent part its memory planner lays out
+    (activation tensors and kernels' scratch buffers), and ``tail``, the persistent part (tensor and
+    operator structures, kernels' per-channel quantization data). Their sum is the arena to give it.
     """
 
-    smallest: int
     head: int
     tail: int
 
+    @property
+    def total(self) -> int:
+        return self.head + self.tail
+
+
+#: the arena :func:`micro_arena` allocates in, then reads the use of: far above any always-on network's
+MICRO_PROBE_ARENA = 256 << 20
+
 
 def micro_arena(path: str | os.PathLike) -> MicroArena:
-    """What TFLite Micro's own interpreter needs for the ``.tflite`` file (see :class:`MicroArena`)."""
+    """What TFLite Micro's own interpreter needs for the ``.tflite`` file (see :class:`MicroArena`).
+
+    The interpreter allocates in a generous arena and reports what it used. (Searching for the
+    smallest arena that allocates gives the same total, but the interpreter's failed allocations
+    crash the process on some graphs.)
+    """
     _require()
     from tflite_micro.python.tflite_micro import runtime
 
-    data = Path(path).read_bytes()
-
-    def allocates(size: int) -> bool:
-        try:
-            with _native_output():  # a failed allocation prints its reasons
-                runtime.Interpreter.from_bytes(data, arena_size=size)
-        except RuntimeError:
-            return False
-        return True
-
-    low, high = 0, 1 << 14
-    while not allocates(high):
-        low, high = high, 2 * high
-    while high - low > 16:
-        middle = (low + high) // 2
-        low, high = (low, middle) if allocates(middle) else (middle, high)
-    with _native_output() as printed:
-        runtime.Interpreter.from_bytes(data, arena_size=2 * high).print_allocations()
+    try:
+        with _native_output() as printed:
+            runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=MICRO_PROBE_ARENA).print_allocations()
+    except RuntimeError as error:
+        raise RuntimeError(f"TFLite Micro could not allocate {path} in {MICRO_PROBE_ARENA >> 20} MB: "
+                           f"{printed().strip()[-500:]}") from error
     used = {part: int(b) for part, b in re.findall(r"Arena allocation (head|tail) (\d+) bytes", printed())}
     if set(used) != {"head", "tail"}:
         raise RuntimeError(f"TFLite Micro's allocation report for {path} has no head and tail: {printed()!r}")
-    return MicroArena(high, used["head"], used["tail"])
+    return MicroArena(used["head"], used["tail"])
 
 
 @contextlib.contextmanager

@@ -330,7 +330,7 @@ def test_tflm_arena_quick(tmp_path):
     data = json.loads((tmp_path / "tflm_arena-quick.json").read_text())
     assert len(data["rows"]) + len(data["refused"]) == 4
     for row in data["rows"]:
-        assert row["tflm_smallest_arena"] == row["tflm_head"] + row["tflm_tail"]
+        assert row["tflm_arena"] == row["tflm_head"] + row["tflm_tail"]
         assert row["tflm_head"] >= row["analytic_arena"] > 0  # the converter adds tensors, never removes them
     assert data["report"]["analytic_arena vs tflm_head"]["n"] == len(data["rows"])
     assert "TFLite Micro's planned arena (head)" in proc.stdout

@@ -253,6 +253,8 @@ def test_export_writes_onnx_that_matches_torch(reference_run, capsys):
         np.testing.assert_allclose(tflite_io.run_logits(folder / "model.tflite", x), expected, rtol=1e-3, atol=1e-4)
         assert tflite_io.TFLiteModel(folder / "model_int8.tflite").dtype == "int8"
         assert "TFLite int8 top-1 agreement with torch" in card
+        arena = tflite_io.micro_arena(folder / "model_int8.tflite").total
+        assert f"runs in a {arena:,}-byte tensor arena" in card
 
 
 def test_export_wrong_pick_is_a_one_line_error(reference_run, capsys):
