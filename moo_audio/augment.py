@@ -155,8 +155,11 @@ class FeatureAugmenter:
         low = source.floor().long()
         high = (low + 1).clamp(max=bins - 1)
         weight = (source - low).unsqueeze(2)
-        pick = lambda index: torch.gather(x, 1, index.unsqueeze(2).expand_as(x))  # noqa: E731
-        return pick(low) * (1 - weight) + pick(high) * weight
+
+        def bins_at(index: torch.Tensor) -> torch.Tensor:
+            return torch.gather(x, 1, index.unsqueeze(2).expand_as(x))
+
+        return bins_at(low) * (1 - weight) + bins_at(high) * weight
 
     def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
         a, n = self.augmentation, len(x)

@@ -154,8 +154,11 @@ def _export_tflite(model, shape, folder: Path, calib, x_val, torch_logits, label
     tfl_int8 = tflite_io.run_logits(int8_path, x_val)
     agreement = float((tfl_int8.argmax(1) == torch_logits.argmax(1)).mean())
     metrics.update({"val_accuracy_tflite_int8": float((tfl_int8.argmax(1) == labels).mean()),
-                    "tflite_int8_top1_agreement_with_torch": agreement,
-                    "tflite_micro_arena_bytes": tflite_io.micro_arena(int8_path).total})
+                    "tflite_int8_top1_agreement_with_torch": agreement})
+    try:
+        metrics["tflite_micro_arena_bytes"] = tflite_io.micro_arena(int8_path).total
+    except RuntimeError as error:  # the file stands; the card says why it has no arena
+        metrics["tflite_micro_failure"] = str(error)
     log(f"TFLite float32 matches torch; int8 validation accuracy {metrics['val_accuracy_tflite_int8']:.3f}, "
         f"top-1 agreement with torch {metrics['tflite_int8_top1_agreement_with_torch']:.3f}")
     return float_path, int8_path
@@ -180,7 +183,9 @@ def _model_card(chosen, rule, min_accuracy, meta, spec, result, metrics, preproc
                         f"{metrics['tflite_int8_top1_agreement_with_torch']:.3f} |\n")
         tflite_text += (f"which TFLite Micro's interpreter runs in a {metrics['tflite_micro_arena_bytes']:,}-byte "
                         "tensor arena (its own allocation report; the analytic peak activations above leave out "
-                        "its persistent structures and the converter's padding copies), ")
+                        "its persistent structures and the converter's padding copies), "
+                        if "tflite_micro_arena_bytes" in metrics else
+                        f"for which TFLite Micro reported no arena ({metrics['tflite_micro_failure']}), ")
     elif "tflite_int8_failure" in metrics:
         tflite_rows += f"| TFLite int8 | not written: {metrics['tflite_int8_failure']} |\n"
     return f"""# Model card: {chosen.genome_id}
