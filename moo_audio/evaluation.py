@@ -60,8 +60,12 @@ class Protocol:
     epochs_factor: int = 3
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
     max_models: int = 6
+    #: model names (``"ds_cnn_s"``) of the problem file's baselines to evaluate; ``None``: all of them
+    baselines: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        if self.baselines is not None and not self.baselines:
+            raise ValueError("baselines must name at least one baseline (None evaluates all of them)")
         if self.seeds < 2:
             raise ValueError(f"seeds must be >= 2 (intervals need them), got {self.seeds}")
         if self.epochs_factor < 1 or self.max_models < 1 or not self.lrs or min(self.lrs) <= 0:
@@ -188,6 +192,13 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
         raise RunError(f"{run} has no feasible model to evaluate")
     data = meta["dataset"]
     models = [Model(e.genome_id, "found", e.genome) for e in found]
+    if protocol.baselines is not None:
+        unknown = sorted(set(protocol.baselines) - {b.model for b in spec.baselines})
+        if unknown:
+            raise RunError(f"baselines {unknown} are not among {spec.path}'s "
+                           f"({sorted({b.model for b in spec.baselines})})")
+        spec = dataclasses.replace(spec, baselines=tuple(b for b in spec.baselines
+                                                         if b.model in protocol.baselines))
     models += [Model(label, "baseline", g) for label, g in
                spec.baseline_genomes(data["sample_rate"], data["n_classes"], data["clip_ms"]).items()]
     budget = dataclasses.replace(spec.budget, max_epochs=protocol.epochs_factor * spec.budget.max_epochs)

@@ -320,3 +320,22 @@ def test_the_report_says_whether_the_strongest_baseline_is_matched():
     models.append(row("g2", "found", 0.96, 0.25, matches="big"))
     assert strongest_baseline_line(models).startswith("The most accurate baseline, big (test 0.950 [0.940, 0.960]), "
                                                       "is matched by g2")
+
+
+def test_evaluate_takes_the_baselines_asked_for_and_refuses_unknown_ones(tmp_path, monkeypatch):
+    from moo_audio.cli import main
+    from moo_audio.evaluation import Protocol, evaluate_run
+    from moo_audio.store import RunError
+
+    monkeypatch.setenv("MOO_AUDIO_CACHE", str(tmp_path / "cache"))
+    two = TINY.replace('baselines = [{ model = "ds_cnn_s", width = 0.25 }]',
+                       'baselines = [{ model = "ds_cnn_s", width = 0.25 }, { model = "mobilenet_v1", width = 0.25 }]')
+    (tmp_path / "tiny.toml").write_text(two)
+    assert main(["search", "--problem", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "run")]) == 0
+    with pytest.raises(RunError, match=r"\['mobilenet_v2'\] are not among .*'ds_cnn_s', 'mobilenet_v1'"):
+        evaluate_run(tmp_path / "run", Protocol(baselines=("mobilenet_v2", "ds_cnn_s")))
+    assert main(["evaluate", str(tmp_path / "run"), "--baselines", "mobilenet_v1", "--seeds", "2",
+                 "--epochs-factor", "1", "--lrs", "3e-3", "--max-models", "1"]) == 0
+    saved = json.loads((tmp_path / "run" / "evaluation" / "results.json").read_text())
+    assert [m["label"] for m in saved["models"] if m["group"] == "baseline"] == ["mobilenet_v1 x0.25"]
+    assert saved["protocol"]["baselines"] == ["mobilenet_v1"]
