@@ -32,14 +32,16 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    from moo_audio.evaluation import baseline_names
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="builtin")
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-models", type=int, default=4)
-    parser.add_argument("--baselines", help="comma-separated model names of the problem file's baselines "
-                                            "(default: all of them)")
+    parser.add_argument("--baselines", type=baseline_names,
+                        help="comma-separated model names of the problem file's baselines (default: all of them)")
     parser.add_argument("--quick", action="store_true", help="built-in problem file, tiny data and budgets")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--results", type=Path, default=HERE / "results")
@@ -56,8 +58,7 @@ def main() -> None:
     from moo_audio.search import Search, Settings
 
     spec = load_problem(args.problem)
-    protocol = Protocol(seeds=args.seeds, max_models=args.max_models,
-                        baselines=tuple(args.baselines.split(",")) if args.baselines else None)
+    protocol = Protocol(seeds=args.seeds, max_models=args.max_models, baselines=args.baselines)
     if args.quick:
         text = spec.text.replace("n_per_class = 100", "n_per_class = 8")
         quick = args.out / "evidence-quick.toml"
@@ -77,7 +78,8 @@ def main() -> None:
     shutil.copy(run.parent / "run" / "evaluation" / "report.md", stem.with_suffix(".md"))
     header = (f"`python benchmarks/evidence.py --problem {args.problem} --budget {args.budget} --workers "
               f"{args.workers} --seeds {args.seeds} --max-models {args.max_models}"
-              f"{f' --baselines {args.baselines}' if args.baselines else ''}{' --quick' if args.quick else ''}`"
+              f"{' --baselines ' + ','.join(args.baselines) if args.baselines else ''}"
+              f"{' --quick' if args.quick else ''}`"
               f" on {platform.machine()} with {os.cpu_count()} CPUs: search {search_s / 60:.0f} min "
               f"({settings.algorithm}, {settings.budget} evaluations), evaluation {out['train_seconds'] / 60:.0f} "
               f"min of training.\n\n")

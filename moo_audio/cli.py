@@ -124,9 +124,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         lrs = tuple(float(v) for v in args.lrs.split(","))
     except ValueError:
         raise CLIError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
-    baselines = tuple(args.baselines.split(",")) if args.baselines else None
     protocol = Protocol(seeds=args.seeds, epochs_factor=args.epochs_factor, lrs=lrs, max_models=args.max_models,
-                        baselines=baselines)
+                        baselines=args.baselines)
     evaluate_run(args.run, protocol, workers=args.workers, scheduler=args.scheduler, measure=args.measure,
                  log=lambda line: print(line, flush=True))
     print(f"results: {Path(args.run) / 'evaluation' / 'report.md'}")
@@ -166,7 +165,7 @@ def _problems(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from moo_audio.algorithms.registry import ALGORITHM_NAMES
     from moo_audio.costs import DEFAULT_DTYPE, DTYPES
-    from moo_audio.evaluation import Protocol
+    from moo_audio.evaluation import Protocol, baseline_names
     from moo_audio.nets import BASELINES
     from moo_audio.selection import PICKS
 
@@ -214,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="learning rates tried on seed 0, chosen on validation")
     evaluate.add_argument("--max-models", type=int, default=protocol.max_models,
                           help="found models taken from the Pareto set")
-    evaluate.add_argument("--baselines", help="comma-separated model names (ds_cnn_s,mobilenet_v2) of the "
-                                              "problem file's baselines to evaluate (default: all of them)")
+    evaluate.add_argument("--baselines", type=baseline_names,
+                          help="comma-separated model names (ds_cnn_s,mobilenet_v2) of the problem file's "
+                               "baselines to evaluate (default: all of them)")
     evaluate.add_argument("--workers", type=int, help="training processes (default: the problem file's)")
     evaluate.add_argument("--scheduler", help="train on the workers of this Dask scheduler")
     evaluate.add_argument("--measure", action="store_true", help="also measure energy on this host (onnxruntime)")

@@ -72,6 +72,11 @@ class Protocol:
             raise ValueError("epochs_factor and max_models must be >= 1 and lrs positive")
 
 
+def baseline_names(text: str) -> tuple[str, ...]:
+    """``"ds_cnn_s,mobilenet_v2"`` as :attr:`Protocol.baselines` (the command-line form)."""
+    return tuple(name.strip() for name in text.split(","))
+
+
 @dataclass(frozen=True)
 class Model:
     """A model under evaluation: a found one (``group="found"``) or a baseline."""
