@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,10 +67,11 @@ def main() -> None:
         args.budget, protocol = 4, Protocol(seeds=2, epochs_factor=1, lrs=(3e-3,), max_models=2)
     run = args.out / f"evidence-{spec.name}{'-quick' if args.quick else ''}" / "run"
     settings = Settings.resolve(spec, budget=args.budget)
-    started = time.perf_counter()
     search = Search(run, spec, settings, resume=(run / "run.sqlite").exists(), workers=args.workers)
     search.run()
-    search_s = time.perf_counter() - started
+    # every session of the run (a resumed or extended search has several), not this invocation's replay
+    sessions = search.store.sessions()
+    search_s = sum(s["finished_at"] - s["started_at"] for s in sessions if s["finished_at"] is not None)
     out = evaluate_run(run, protocol, workers=args.workers, measure=True, log=lambda line: print(line, flush=True))
     stem = args.results / f"evidence-{spec.name}{'-quick' if args.quick else ''}"
     args.results.mkdir(parents=True, exist_ok=True)
@@ -80,9 +80,10 @@ def main() -> None:
               f"{args.workers} --seeds {args.seeds} --max-models {args.max_models}"
               f"{' --baselines ' + ','.join(args.baselines) if args.baselines else ''}"
               f"{' --quick' if args.quick else ''}`"
-              f" on {platform.machine()} with {os.cpu_count()} CPUs: search {search_s / 60:.0f} min "
-              f"({settings.algorithm}, {settings.budget} evaluations), evaluation {out['train_seconds'] / 60:.0f} "
-              f"min of training.\n\n")
+              f" on {platform.machine()} with {os.cpu_count()} CPUs: search {search_s / 60:.0f} min in "
+              f"{len(sessions)} session(s) ({settings.algorithm}, {settings.budget} evaluations), evaluation "
+              f"{out['trainings']['used']} trainings, {out['trainings']['seconds'] / 60:.0f} min summed over the "
+              f"workers ({out['trainings']['reused']} of them reused from an earlier evaluation of the run).\n\n")
     stem.with_suffix(".md").write_text(header + stem.with_suffix(".md").read_text())
     stem.with_suffix(".json").write_text(json.dumps({**out, "search_seconds": search_s,
                                                      "settings": dataclasses.asdict(settings)}, indent=1, default=str))

@@ -215,6 +215,7 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
         f"{list(protocol.lrs)} on seed 0, then {protocol.seeds} seeds at the best; "
         f"{len(journal.rows)} training(s) already in {journal.path}")
     runner = make_runner(workers if workers is not None else spec.search.workers, scheduler)
+    journaled = set(journal.rows)
     started = time.perf_counter()
     try:
         problem = spec.make_problem(dataset, seed=meta["seed"], runner=runner)
@@ -241,6 +242,10 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
     finally:
         runner.close()
     trained_s = time.perf_counter() - started
+    used = {_key(m, lr, 0) for m in models for lr in protocol.lrs}
+    used |= {_key(m, best_lr[m.label], s) for m in models for s in range(1, protocol.seeds)}
+    trainings = {"used": len(used), "reused": len(used & journaled),
+                 "seconds": sum(journal.rows[k]["seconds"] for k in used)}
 
     # the test split, read once: every training and choice is done
     full = {}
@@ -265,7 +270,7 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
             "macs": cost.macs, "params": cost.params, "epochs": [r["epochs"] for r in rows]})
     _compare(results)
     out = {"run": str(run), "protocol": dataclasses.asdict(protocol), "budget": dataclasses.asdict(budget),
-           "energy_model": energy_model.name, "train_seconds": trained_s, "models": results,
+           "energy_model": energy_model.name, "train_seconds": trained_s, "trainings": trainings, "models": results,
            "dataset": meta["dataset"]}
     (folder / "results.json").write_text(json.dumps(out, indent=1, default=_json))
     (folder / "report.md").write_text(markdown(out) + "\n")
@@ -356,4 +361,8 @@ def markdown(out: dict[str, Any]) -> str:
     p = out["protocol"]
     lines.append(f"\n{p['seeds']} seeds per model, {out['budget']['max_epochs']} epochs, learning rate chosen on "
                  f"validation from {p['lrs']}; test read once, after every training. Energy: {out['energy_model']}.")
+    t = out.get("trainings")  # absent from results written before it was recorded
+    if t:
+        lines.append(f"{t['used']} trainings ({t['seconds'] / 60:.0f} min), {t['reused']} of them reused from an "
+                     "earlier evaluation of this run (same seeds, so the same trainings).")
     return "\n".join(lines)

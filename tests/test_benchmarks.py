@@ -308,7 +308,9 @@ def test_evidence_quick(tmp_path):
     groups = [m["group"] for m in data["models"]]
     assert groups.count("baseline") == len(load_problem("builtin").baselines) and groups.count("found") >= 1
     assert all(m["measured_energy_mj"] > 0 for m in data["models"])
-    assert (tmp_path / "evidence-builtin-quick.md").read_text().startswith("`python benchmarks/evidence.py")
+    header = (tmp_path / "evidence-builtin-quick.md").read_text().splitlines()[0]
+    assert header.startswith("`python benchmarks/evidence.py") and " in 1 session(s) " in header
+    assert f"evaluation {data['trainings']['used']} trainings, " in header and "(0 of them reused" in header
     run_script("evidence.py", "--quick", "--remeasure", "--results", str(tmp_path))
     again = json.loads((tmp_path / "evidence-builtin-quick.json").read_text())["models"]
     assert all(m["remeasured_energy_mj"] > 0 for m in again)

@@ -298,11 +298,14 @@ def test_evaluate_trains_alike_and_reads_the_test_split_once_at_the_end(tmp_path
     saved = json.loads((tmp_path / "run" / "evaluation" / "results.json").read_text())
     assert saved["budget"]["max_epochs"] == 2
     assert "| model |" in (tmp_path / "run" / "evaluation" / "report.md").read_text()
+    assert out["trainings"]["used"] == 9 and out["trainings"]["reused"] == 0 and out["trainings"]["seconds"] > 0
 
     events.clear()  # a second evaluation finds every training in the journal
-    evaluate_run(tmp_path / "run", Protocol(seeds=2, epochs_factor=1, lrs=(1e-3, 3e-3), max_models=2),
-                 log=lambda line: events.append(("log", line)))
+    again = evaluate_run(tmp_path / "run", Protocol(seeds=2, epochs_factor=1, lrs=(1e-3, 3e-3), max_models=2),
+                         log=lambda line: events.append(("log", line)))
     assert not [e for e in events if e[0] == "log" and e[1].startswith("  ") and " seed " in e[1]]
+    assert again["trainings"] == {**out["trainings"], "reused": 9}
+    assert "9 trainings (0 min), 9 of them reused" in (tmp_path / "run" / "evaluation" / "report.md").read_text()
 
 
 def test_the_report_says_whether_the_strongest_baseline_is_matched():
