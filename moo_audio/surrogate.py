@@ -2,7 +2,8 @@
 
 A *table* holds architectures sampled from a problem file's search space and trained for its whole
 budget, some with several seeds (``benchmarks/build_surrogate.py``, :mod:`moo_audio.table_build`;
-the tables of ``problems/builtin.toml`` and ``problems/fsdd.toml`` ship in ``moo_audio/tables``).
+the tables of ``problems/builtin.toml``, ``problems/fsdd.toml`` and ``problems/speech_commands_12.toml``
+ship in ``moo_audio/tables``; a table of an unfinished build loads with a :class:`PartialTableWarning`).
 The surrogate answers any genome of that space: its error curve by a model fitted to the table over
 the architecture features of :func:`architecture_matrix` (cross-validated in
 :attr:`error_model_report`, beside the :func:`seed_noise_ceiling` of the table), the training seconds
@@ -16,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -41,7 +43,11 @@ from moo_audio.seed_noise import MIN_ARCHITECTURES, SeedNoise
 from moo_audio.space import Genome, GenomeRepair, SearchSpace
 
 #: tables shipped with the package, by name
-TABLES = ("builtin", "fsdd")
+TABLES = ("builtin", "fsdd", "speech_commands_12")
+
+
+class PartialTableWarning(UserWarning):
+    """The table holds only part of its build's planned trainings (a build in progress)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,12 @@ def load_table(table: str | os.PathLike) -> SurrogateTable:
     missing += [k for k in ("space", "constraints", "problem") if k not in data.get("meta", {})]
     if missing:
         raise ValueError(f"{source}: not a surrogate table, missing {missing}")
-    return SurrogateTable(data["meta"], tuple(data["rows"]))
+    meta = data["meta"]
+    if meta.get("trainings", 0) < meta.get("planned_trainings", 0):
+        warnings.warn(f"surrogate table {str(table)!r} of problem {meta['problem']!r} holds {meta['trainings']:,} of "
+                      f"its build's {meta['planned_trainings']:,} planned trainings (a build in progress): its "
+                      "quality report is of this snapshot", PartialTableWarning, stacklevel=2)
+    return SurrogateTable(meta, tuple(data["rows"]))
 
 
 def run_error_curves(row: dict[str, Any]) -> np.ndarray:

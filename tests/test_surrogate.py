@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -15,8 +16,10 @@ from moo_audio.seed_noise import SeedNoise
 from moo_audio.space import Block, Genome
 from moo_audio.surrogate import (
     STAGE_FIELDS,
+    TABLES,
     Agreement,
     CurveBoosting,
+    PartialTableWarning,
     SurrogateAudioNASProblem,
     SurrogateTable,
     load_table,
@@ -31,18 +34,31 @@ def problem():
 
 
 def test_shipped_tables_load():
-    for name in ("builtin", "fsdd"):
-        table = load_table(name)
+    for name in TABLES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartialTableWarning)
+            table = load_table(name)
         samples, baselines = table.trained("sample"), table.trained("baseline")
-        assert len(samples) >= 200 and {f"mobilenet_v{v} x1.0" for v in (1, 2)} <= {r["label"] for r in baselines}
+        assert table.meta["problem"] == name and len(samples) >= 200 and len(baselines) >= 2
         assert all(len(r["curve"]) == table.meta["budget"]["max_epochs"] for r in samples)
         assert all(table.space.check(g) is None for g in table.genomes(samples[:20]))
+    for name in ("builtin", "fsdd"):
+        assert {f"mobilenet_v{v} x1.0" for v in (1, 2)} <= {r["label"] for r in load_table(name).trained("baseline")}
     # the builtin table is a complete build: 1,500 space-filling and 300 front architectures, 300 of them
     # and every baseline trained with 3 seeds
     builtin = load_table("builtin")
     assert builtin.meta["trainings"] == builtin.meta["planned_trainings"]
     assert len(builtin.trained("sample")) == 1500 and len(builtin.trained("front")) == 300
     assert sum(len(r.get("runs", ())) == 3 for r in builtin.trained()) >= 300
+
+
+def test_a_partial_table_says_so_and_a_complete_one_does_not():
+    with pytest.warns(PartialTableWarning, match=r"'speech_commands_12' holds [\d,]+ of its build's 2,136 planned"):
+        table = load_table("speech_commands_12")
+    assert table.meta["trainings"] < table.meta["planned_trainings"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialTableWarning)
+        load_table("builtin")
 
 
 def test_bad_tables_are_named(tmp_path):
