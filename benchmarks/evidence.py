@@ -54,7 +54,8 @@ def main() -> None:
 
     from moo_audio.evaluation import Protocol, evaluate_run
     from moo_audio.problem_files import load_problem
-    from moo_audio.search import Search, Settings
+    from moo_audio.search import Search, Settings, stored_problem
+    from moo_audio.store import DB_NAME, RunStore
 
     spec = load_problem(args.problem)
     protocol = Protocol(seeds=args.seeds, max_models=args.max_models, baselines=args.baselines)
@@ -66,8 +67,14 @@ def main() -> None:
         spec = dataclasses.replace(load_problem(quick), budget=dataclasses.replace(spec.budget, max_epochs=2))
         args.budget, protocol = 4, Protocol(seeds=2, epochs_factor=1, lrs=(3e-3,), max_models=2)
     run = args.out / f"evidence-{spec.name}{'-quick' if args.quick else ''}" / "run"
+    if (run / DB_NAME).exists() and not args.quick:
+        # a resumed or extended run goes on with the problem file as it began, as `moo-audio search --resume`
+        stored = stored_problem(RunStore.open(run, readonly=True).meta())
+        if stored.sha256 != spec.sha256:
+            print(f"{spec.path} has changed since {run} began: going on with the file as it was then", flush=True)
+        spec = stored
     settings = Settings.resolve(spec, budget=args.budget)
-    search = Search(run, spec, settings, resume=(run / "run.sqlite").exists(), workers=args.workers)
+    search = Search(run, spec, settings, resume=(run / DB_NAME).exists(), workers=args.workers)
     search.run()
     # every session of the run (a resumed or extended search has several), not this invocation's replay
     sessions = search.store.sessions()
