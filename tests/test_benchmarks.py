@@ -317,15 +317,13 @@ def test_evidence_quick(tmp_path):
     assert "| measured again |" in (tmp_path / "evidence-builtin-quick.md").read_text()
 
 
-def test_evidence_extends_a_run_with_the_problem_file_it_began_with(tmp_path):
-    from test_evidence import TINY
-
+def test_evidence_extends_a_run_with_the_problem_file_it_began_with(tmp_path, tiny_problem_text):
     problem = tmp_path / "tiny.toml"
-    problem.write_text(TINY)
+    problem.write_text(tiny_problem_text)
     common = ("--problem", str(problem), "--seeds", "2", "--max-models", "1", "--out", str(tmp_path / "out"),
               "--results", str(tmp_path))
     run_script("evidence.py", "--budget", "2", *common, timeout=600)
-    problem.write_text(TINY.replace('name = "tiny"', '# edited after the run began\nname = "tiny"'))
+    problem.write_text(tiny_problem_text.replace('name = "tiny"', '# edited after the run began\nname = "tiny"'))
     proc = run_script("evidence.py", "--budget", "3", *common, timeout=600)
     assert "has changed since" in proc.stdout and "going on with the file as it was then" in proc.stdout
     header = (tmp_path / "evidence-tiny.md").read_text().splitlines()[0]

@@ -237,36 +237,13 @@ def test_selection_reads_validation_only(tmp_path):
     assert chosen[0] == chosen[1]
 
 
-TINY = """
-name = "tiny"
-[dataset]
-name = "builtin"
-n_per_class = 6
-[space]
-n_mels = [16]
-win_ms = [25]
-hop_ms = [20]
-max_blocks = 2
-channels = [8, 16]
-kernels = [3]
-[training]
-max_epochs = 2
-[search]
-algorithm = "random"
-evaluations = 4
-workers = 1
-[report]
-baselines = [{ model = "ds_cnn_s", width = 0.25 }]
-"""
-
-
-def test_evaluate_trains_alike_and_reads_the_test_split_once_at_the_end(tmp_path, monkeypatch):
+def test_evaluate_trains_alike_and_reads_the_test_split_once_at_the_end(tmp_path, monkeypatch, tiny_problem_text):
     from moo_audio.cli import main
     from moo_audio.data.features import FeatureSet
     from moo_audio.evaluation import Protocol, evaluate_run
 
     monkeypatch.setenv("MOO_AUDIO_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "tiny.toml").write_text(tiny_problem_text)
     assert main(["search", "--problem", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "run")]) == 0
 
     events = []
@@ -325,13 +302,13 @@ def test_the_report_says_whether_the_strongest_baseline_is_matched():
                                                       "is matched by g2")
 
 
-def test_evaluate_takes_the_baselines_asked_for_and_refuses_unknown_ones(tmp_path, monkeypatch):
+def test_evaluate_takes_the_baselines_asked_for_and_refuses_unknown_ones(tmp_path, monkeypatch, tiny_problem_text):
     from moo_audio.cli import main
     from moo_audio.evaluation import Protocol, evaluate_run
     from moo_audio.store import RunError
 
     monkeypatch.setenv("MOO_AUDIO_CACHE", str(tmp_path / "cache"))
-    two = TINY.replace('baselines = [{ model = "ds_cnn_s", width = 0.25 }]',
+    two = tiny_problem_text.replace('baselines = [{ model = "ds_cnn_s", width = 0.25 }]',
                        'baselines = [{ model = "ds_cnn_s", width = 0.25 }, { model = "mobilenet_v1", width = 0.25 }]')
     (tmp_path / "tiny.toml").write_text(two)
     assert main(["search", "--problem", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "run")]) == 0
