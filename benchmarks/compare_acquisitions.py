@@ -16,9 +16,11 @@ median wall and CPU seconds per run) and ``acquisitions.png``::
     python benchmarks/compare_acquisitions.py --jobs 2
     python benchmarks/compare_acquisitions.py --quick        # 2 seeds, 20 evaluations, tiny BO
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10,20 --name n_init
+    python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10 --q 1,4 \
+        --seeds 10 --budget 60 --name batch_size
 
-``--gp-inputs`` and ``--n-init`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` / ``n_init`` variants,
-named in the variant; ``--name`` sets the output files' stem.
+``--gp-inputs``, ``--n-init`` and ``--q`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` / ``n_init`` /
+``q`` (candidates per iteration) variants, named in the variant; ``--name`` sets the output files' stem.
 
 ``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
 wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
@@ -42,16 +44,18 @@ QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 QUICK_N_INIT = 12
 
 
-def variant_name(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None = None) -> str:
+def variant_name(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None = None,
+                 q: int | None = None) -> str:
     name = f"{acquisition} {'exact' if exact else 'modelled'}"
     name = name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
-    return name if n_init is None else f"{name}, n_init {n_init}"
+    name = name if n_init is None else f"{name}, n_init {n_init}"
+    return name if q is None else f"{name}, q {q}"
 
 
-def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, seed: int, table: str, trees: int,
-        budget: int, quick: bool) -> dict[str, Any]:
-    """One (acquisition, exact cheap objectives, GP inputs, initial design, seed) job: its hypervolume
-    curve and timings."""
+def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, q: int | None, seed: int,
+        table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
+    """One (acquisition, exact cheap objectives, GP inputs, initial design, batch size, seed) job: its
+    hypervolume curve and timings."""
     from moo_audio.algorithms import BoTorchMOBO
 
     _hv.quiet()
@@ -61,10 +65,20 @@ def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None
         options["gp_inputs"] = gp_inputs
     if n_init is not None:
         options["n_init"] = n_init
+    if q is not None:
+        options["q"] = q
     algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
     result = _hv.run_pymoo(problem, algorithm, budget, seed)
-    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init), "acquisition": acquisition,
-            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "seed": seed, **result}
+    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init, q), "acquisition": acquisition,
+            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "q": q, "seed": seed, **result}
+
+
+def _sizes(text: str) -> list[int]:
+    """A comma-separated list of integers >= 1 (an argparse type)."""
+    sizes = text.split(",")
+    if not all(n.strip().isdigit() and int(n) >= 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers >= 1, got {text!r}")
+    return [int(n) for n in sizes]
 
 
 def report(runs: list[dict], budget: int) -> tuple[str, dict]:
@@ -94,30 +108,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="exact_cheap_objectives settings to run")
     parser.add_argument("--gp-inputs", default=None,
                         help=f"comma-separated gp_inputs to run, of {GP_INPUTS} (default: BoTorchMOBO's, unnamed)")
-    parser.add_argument("--n-init", default=None,
+    parser.add_argument("--n-init", type=_sizes, default=[None],
                         help="comma-separated initial design sizes to run (default: BoTorchMOBO's, unnamed)")
+    parser.add_argument("--q", type=_sizes, default=[None],
+                        help="comma-separated batch sizes (candidates per iteration) to run (default: BoTorchMOBO's, "
+                             "unnamed)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
-    n_inits = [None] if args.n_init is None else args.n_init.split(",")
-    if args.n_init is not None:
-        if not all(n.isdigit() and int(n) >= 1 for n in n_inits):
-            parser.error(f"--n-init sizes must be integers >= 1, got {args.n_init!r}")
-        n_inits = [int(n) for n in n_inits]
     _hv.quiet()
 
-    jobs = [(a, e, g, n, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
-            for g in gp_inputs for n in n_inits for s in range(seeds)]
+    jobs = [(a, e, g, n, q, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for g in gp_inputs for n in args.n_init for q in args.q for s in range(seeds)]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
-                "n_init": n_inits, "jobs": args.jobs,
+                "n_init": args.n_init, "q": args.q, "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),

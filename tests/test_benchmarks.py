@@ -125,10 +125,20 @@ def test_compare_initial_designs_quick(tmp_path):
     hv = {r["n_init"]: r["hv"] for r in data["runs"]}
     # the same Sobol points until the smaller design ends, then BO's proposals against more Sobol points
     assert hv[6][:6] == hv[12][:6] and hv[6][6] != hv[12][6]
-    for bad in ("0", "ten", "10,"):
-        proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--n-init", bad],
+    for option, bad in (("--n-init", "0"), ("--n-init", "ten"), ("--n-init", "10,"), ("--q", "0")):
+        proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", option, bad],
                               capture_output=True, text=True, check=False)
-        assert proc.returncode != 0 and "--n-init sizes must be integers >= 1" in proc.stderr, bad
+        assert proc.returncode != 0 and f"argument {option}: sizes must be comma-separated integers >= 1" in proc.stderr
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_batch_sizes_quick(tmp_path):
+    run_script("compare_acquisitions.py", "--quick", "--budget", "15", "--seeds", "1", "--acquisitions", "qLogNEHVI",
+               "--exact", "true", "--n-init", "12", "--q", "1,3", "--name", "batch_size", "--out", str(tmp_path))
+    data = check_hv_outputs(tmp_path, "batch_size", {f"qLogNEHVI exact, n_init 12, q {q}" for q in (1, 3)},
+                            "variant", seeds=1, budget=15)
+    runs = {r["q"]: r for r in data["runs"]}
+    assert data["settings"]["q"] == [1, 3] and runs[1]["hv"][:12] == runs[3]["hv"][:12]  # the same Sobol design
 
 
 def test_bo_step_timing_on_the_surrogate_benchmark():
