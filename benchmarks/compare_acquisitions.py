@@ -17,10 +17,11 @@ median wall and CPU seconds per run) and ``acquisitions.png``::
     python benchmarks/compare_acquisitions.py --quick        # 2 seeds, 20 evaluations, tiny BO
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10,20 --name n_init
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10 --q 1,4 \
-        --seeds 10 --budget 60 --name batch_size
+        --seeds 10 --budget 60 --reach 0.7839 --name batch_size
 
 ``--gp-inputs``, ``--n-init`` and ``--q`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` / ``n_init`` /
-``q`` (candidates per iteration) variants, named in the variant; ``--name`` sets the output files' stem.
+``q`` (candidates per iteration) variants, named in the variant; ``--reach HV`` adds the evaluations to that
+hypervolume; ``--name`` sets the output files' stem.
 
 ``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
 wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
@@ -81,17 +82,26 @@ def _sizes(text: str) -> list[int]:
     return [int(n) for n in sizes]
 
 
-def report(runs: list[dict], budget: int) -> tuple[str, dict]:
-    """The markdown table and the per-evaluation summary of ``runs``."""
+def report(runs: list[dict], budget: int, reach: float | None = None) -> tuple[str, dict]:
+    """The markdown table and the per-evaluation summary of ``runs``; with ``reach``, the evaluations
+    the median curve needs to reach that hypervolume and the seeds that reach it."""
     summary = _hv.summarize(_hv.group_curves(runs, key="variant"))
     at = _hv.marks(budget, (25, 50, 100))
     rows = []
     for name, s in summary.items():
         mine = [r for r in runs if r["variant"] == name]
         wall, cpu = (np.median([r[k] for r in mine]) for k in ("wall_s", "cpu_s"))
-        rows.append([name, *(_hv.cell(s, m) for m in at), f"{wall:.1f}", f"{cpu:.1f}"])
+        row = [name, *(_hv.cell(s, m) for m in at), f"{wall:.1f}", f"{cpu:.1f}"]
+        if reach is not None:
+            median = _hv.evals_to_reach(s["median"], reach)
+            seeds = [n for n in (_hv.evals_to_reach(r["hv"], reach) for r in mine) if n is not None]
+            row += [f"not in {budget}" if median is None else median,
+                    f"{len(seeds)} of {len(mine)}" + (f" ({min(seeds)}-{max(seeds)})" if seeds else "")]
+        rows.append(row)
     header = ["acquisition, cheap objectives", *(f"HV at {m}" for m in at), "median wall s / run",
               "median CPU s / run"]
+    if reach is not None:
+        header += [f"evals to HV {reach} (median curve)", f"seeds reaching {reach}"]
     return _hv.markdown(header, rows), summary
 
 
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--q", type=_sizes, default=[None],
                         help="comma-separated batch sizes (candidates per iteration) to run (default: BoTorchMOBO's, "
                              "unnamed)")
+    parser.add_argument("--reach", type=float, default=None,
+                        help="a hypervolume to report the evaluations to (e.g. NSGA-II's at 200 evaluations)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
@@ -125,11 +137,11 @@ def main(argv: list[str] | None = None) -> None:
             for g in gp_inputs for n in args.n_init for q in args.q for s in range(seeds)]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
-    table, summary = report(runs, budget)
+    table, summary = report(runs, budget, args.reach)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
-                "n_init": args.n_init, "q": args.q, "jobs": args.jobs,
+                "n_init": args.n_init, "q": args.q, "reach": args.reach, "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),

@@ -134,11 +134,16 @@ def test_compare_initial_designs_quick(tmp_path):
 @pytest.mark.filterwarnings("ignore")
 def test_compare_batch_sizes_quick(tmp_path):
     run_script("compare_acquisitions.py", "--quick", "--budget", "15", "--seeds", "1", "--acquisitions", "qLogNEHVI",
-               "--exact", "true", "--n-init", "12", "--q", "1,3", "--name", "batch_size", "--out", str(tmp_path))
+               "--exact", "true", "--n-init", "12", "--q", "1,3", "--reach", "0.01", "--name", "batch_size",
+               "--out", str(tmp_path))
     data = check_hv_outputs(tmp_path, "batch_size", {f"qLogNEHVI exact, n_init 12, q {q}" for q in (1, 3)},
                             "variant", seeds=1, budget=15)
     runs = {r["q"]: r for r in data["runs"]}
     assert data["settings"]["q"] == [1, 3] and runs[1]["hv"][:12] == runs[3]["hv"][:12]  # the same Sobol design
+    first = next(i + 1 for i, hv in enumerate(runs[1]["hv"]) if hv >= 0.01)  # one seed: the median is the run
+    table = (tmp_path / "batch_size.md").read_text()
+    assert "| evals to HV 0.01 (median curve) | seeds reaching 0.01 |" in table
+    assert f"| {first} | 1 of 1 ({first}-{first}) |" in table
 
 
 def test_bo_step_timing_on_the_surrogate_benchmark():
