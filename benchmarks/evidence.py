@@ -54,8 +54,8 @@ def main() -> None:
 
     from moo_audio.evaluation import Protocol, evaluate_run
     from moo_audio.problem_files import load_problem
-    from moo_audio.search import Search, Settings, stored_problem
-    from moo_audio.store import DB_NAME, RunStore
+    from moo_audio.search import Search, Settings
+    from moo_audio.store import DB_NAME
 
     spec = load_problem(args.problem)
     protocol = Protocol(seeds=args.seeds, max_models=args.max_models, baselines=args.baselines)
@@ -68,17 +68,17 @@ def main() -> None:
         args.budget, protocol = 4, Protocol(seeds=2, epochs_factor=1, lrs=(3e-3,), max_models=2)
     run = args.out / f"evidence-{spec.name}{'-quick' if args.quick else ''}" / "run"
     if (run / DB_NAME).exists() and not args.quick:
-        # a resumed or extended run goes on with the problem file as it began, as `moo-audio search --resume`
-        stored = stored_problem(RunStore.open(run, readonly=True).meta())
-        if stored.sha256 != spec.sha256:
+        # resumed or extended as `moo-audio search --resume` does: with the problem file as the run began
+        search = Search.from_options(out=run, budget=args.budget, workers=args.workers, resume=True)
+        if search.spec.sha256 != spec.sha256:
             print(f"{spec.path} has changed since {run} began: going on with the file as it was then", flush=True)
-        spec = stored
-    settings = Settings.resolve(spec, budget=args.budget)
-    search = Search(run, spec, settings, resume=(run / DB_NAME).exists(), workers=args.workers)
+    else:
+        search = Search(run, spec, Settings.resolve(spec, budget=args.budget), resume=(run / DB_NAME).exists(),
+                        workers=args.workers)
+    spec, settings = search.spec, search.settings
     search.run()
-    # every session of the run (a resumed or extended search has several), not this invocation's replay
     sessions = search.store.sessions()
-    search_s = sum(s["finished_at"] - s["started_at"] for s in sessions if s["finished_at"] is not None)
+    search_s = search.store.search_seconds()  # every session of the run, not this invocation's replay
     out = evaluate_run(run, protocol, workers=args.workers, measure=True, log=lambda line: print(line, flush=True))
     stem = args.results / f"evidence-{spec.name}{'-quick' if args.quick else ''}"
     args.results.mkdir(parents=True, exist_ok=True)

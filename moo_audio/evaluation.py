@@ -235,15 +235,16 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
                 log(f"  {model.label:<24} lr {lr:g} seed {seed}: validation accuracy "
                     f"{journal.rows[_key(model, lr, seed)]['val_accuracy']:.3f} ({result.seconds:.0f} s)")
 
-        train([(m, lr, 0) for m in models for lr in protocol.lrs])
+        grid = [(m, lr, 0) for m in models for lr in protocol.lrs]
+        train(grid)
         best_lr = {m.label: max(protocol.lrs, key=lambda lr, m=m: journal.rows[_key(m, lr, 0)]["val_accuracy"])
                    for m in models}
-        train([(m, best_lr[m.label], s) for m in models for s in range(1, protocol.seeds)])
+        repeats = [(m, best_lr[m.label], s) for m in models for s in range(1, protocol.seeds)]
+        train(repeats)
     finally:
         runner.close()
     trained_s = time.perf_counter() - started
-    used = {_key(m, lr, 0) for m in models for lr in protocol.lrs}
-    used |= {_key(m, best_lr[m.label], s) for m in models for s in range(1, protocol.seeds)}
+    used = {_key(*t) for t in grid + repeats}
     trainings = {"used": len(used), "reused": len(used & journaled),
                  "seconds": sum(journal.rows[k]["seconds"] for k in used)}
 

@@ -350,7 +350,6 @@ def write_report(run: str | Path, train_baselines: bool = True,
     sessions = store.sessions()
     failed = sum(e.failed and e.stop_reason != "skipped" for e in evaluations)
     skipped = sum(e.stop_reason == "skipped" for e in evaluations)
-    wall = sum((s["finished_at"] or s["started_at"]) - s["started_at"] for s in sessions)
     summary = [
         ("problem", f"{meta['problem']['name']} ({meta['problem']['path']}, sha256 "
                     f"{meta['problem']['sha256'][:12]})"),
@@ -359,7 +358,7 @@ def write_report(run: str | Path, train_baselines: bool = True,
         ("algorithm", f"{meta['algorithm']} {json.dumps(meta['algorithm_options'])}, seed {meta['seed']}"),
         ("evaluations", f"{len(evaluations)} of a budget of {meta['budget']} ({meta['status']}); "
                         f"{failed} failed, {skipped} not trained (constraint known before training)"),
-        ("time", f"{wall / 60:.1f} min over {len(sessions)} session(s); "
+        ("time", f"{store.search_seconds() / 60:.1f} min over {len(sessions)} session(s); "
                  f"{sum(e.train_seconds for e in evaluations) / 60:.1f} min of training"),
         ("energy model", meta["energy_model"]),
         ("versions", ", ".join(f"{k} {v}" for k, v in meta["versions"].items())),

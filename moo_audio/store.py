@@ -307,3 +307,7 @@ class RunStore:
         with self._connect() as con:
             con.row_factory = sqlite3.Row
             return [dict(r) for r in con.execute("SELECT * FROM sessions ORDER BY id")]
+
+    def search_seconds(self) -> float:
+        """Wall seconds of the run's finished search sessions together (a resumed or extended run has several)."""
+        return sum(s["finished_at"] - s["started_at"] for s in self.sessions() if s["finished_at"] is not None)

@@ -113,6 +113,8 @@ def test_killed_search_resumes_without_losing_or_repeating(workdir, reference_ru
             assert (e.id, e.finished_at, e.curve) == (before[e.key].id, before[e.key].finished_at,
                                                       before[e.key].curve)
     assert [s["status"] for s in store.sessions()] == ["running", "finished"]  # the killed one never ended
+    finished = store.sessions()[1]
+    assert store.search_seconds() == pytest.approx(finished["finished_at"] - finished["started_at"])
     assert store.meta()["status"] == "finished"
     # deterministic replay: the same candidates, in the same order, as a search never interrupted
     reference = RunStore(reference_run).evaluations()
