@@ -8,9 +8,12 @@ script measures, on this host and with the model's own timing settings:
   channels, 64 mel bins), beyond what the shipped spaces hold;
 
 and reports, for each, how close the model's predictions are (within +/-10% and +/-20%, median and
-worst relative error, and how many networks the model flags as far outside what it was measured on),
-then measures the reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest
-genome of ``SearchSpace()``) in float32 and int8.
+worst relative error, and how many networks the model flags as far outside what it was measured on):
+as predicted, and calibrated to the host's speed now (:mod:`moo_audio.energy.calibration`: the
+table's baselines, measured in the same passes as each sample and not part of it, give the factor
+by which the host runs slower or faster than when the table was measured). Then it measures the
+reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest genome of
+``SearchSpace()``) in float32 and int8.
 
     python benchmarks/energy_model.py                    # the packaged model, 100 networks per sample
     python benchmarks/energy_model.py --forest F.joblib  # a forest of your own (moo-audio energy measure)
@@ -30,6 +33,7 @@ import numpy as np
 
 from moo_audio.costs import network_cost
 from moo_audio.energy.bundle import design
+from moo_audio.energy.calibration import calibration_genomes, host_speed
 from moo_audio.energy.forest import EnergyExtrapolationWarning, ForestEnergyModel, accuracy
 from moo_audio.energy.measure import TimingSettings, measure_genomes
 from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance
@@ -61,13 +65,14 @@ def extreme_genomes(space: SearchSpace) -> dict[str, Genome]:
 LATENCY_BANDS_MS = ((0, 0.1), (0.1, 1), (1, 10), (10, float("inf")))
 
 
-def errors(model, records) -> dict[str, float]:
-    """Accuracy of the model's predictions of measured records, and how many it flags as far outside."""
+def errors(model, records, factor: float = 1.0) -> dict[str, float]:
+    """Accuracy of the model's predictions (times ``factor``) of measured records, and how many it
+    flags as far outside."""
     genomes = [r.genome for r in records]
     measured = np.array([r.energy_mj for r in records])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnergyExtrapolationWarning)
-        predicted = model.predict_mj(genomes)
+        predicted = model.predict_mj(genomes) * factor
     relative = np.abs(predicted - measured) / measured
     report = accuracy(measured, predicted)
     groups = {"1-D": np.array([g.frontend.representation == "1d" for g in genomes])}
@@ -106,13 +111,19 @@ def main() -> None:
                                                             baselines=False),
                "wider space (SearchSpace() defaults)": design(n, SearchSpace(n_classes=12), seed=args.seed,
                                                               baselines=False)}
+    calibration = calibration_genomes(list(shipped_spaces().values()))
+    if args.quick:  # the narrowest width of each baseline
+        calibration = {k: g for k, g in calibration.items() if k.endswith("_x0.25")}
     results, started = {}, time.perf_counter()
     for label, genomes in samples.items():
-        records = measure_genomes(genomes, profile, dtype=model.setup.get("dtype", "int8"), settings=settings,
-                                  model=model)
-        write_measurements(records, args.out / f"energy_model-{label.split()[0]}.csv", overwrite=True)
-        results[label] = errors(model, records)
-        print(label, results[label], flush=True)
+        measured = measure_genomes({**genomes, **calibration}, profile, dtype=model.setup.get("dtype", "int8"),
+                                   settings=settings, model=model)
+        records = [r for r in measured if r.model_id in genomes]
+        speed = host_speed([r for r in measured if r.model_id in calibration], model)
+        write_measurements(measured, args.out / f"energy_model-{label.split()[0]}.csv", overwrite=True)
+        results[label] = {"as predicted": errors(model, records), "speed": speed,
+                          "calibrated": errors(model, records, speed.factor)}
+        print(label, speed, results[label]["as predicted"], results[label]["calibrated"], flush=True)
     measure_s = time.perf_counter() - started
     reference = {"mobilenet_v1_x1.00": baseline("mobilenet_v1"), "mobilenet_v2_x1.00": baseline("mobilenet_v2"),
                  "ds_cnn_s": baseline("ds_cnn_s", n_classes=12), **extreme_genomes(SearchSpace())}
@@ -127,17 +138,24 @@ def main() -> None:
              f"`{command}`: model {model.name} (cross-validated when fitted: {model.cv_report}); measured in "
              f"this process on {setup.hardware}, {setup.runtime}, 1-minute load average {load_before:.2f} "
              f"before, {os.getloadavg()[0]:.2f} after; {measure_s:.0f} s.", "",
-             "| sample | n | within +/-10% | within +/-20% | median error | worst error | MAPE | flagged as outside |",
-             "|---|---|---|---|---|---|---|---|"]
-    for label, r in results.items():
-        lines.append(f"| {label} | {r['n']} | {100 * r['within_10']:.0f}% | {100 * r['within_20']:.0f}% | "
-                     f"{100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | {100 * r['mape']:.1f}% | {r['flagged']} |")
-    names = list(next(iter(results.values()))["within_10_by_group"])
-    lines += ["", "Within +/-10% by representation and by measured latency (networks in brackets):", "",
+             "Host speed now against the table's (measured / predicted energy of the "
+             f"{len(calibration)} calibration networks, measured in the same passes as each sample):", ""]
+    lines += [f"- {label}: {r['speed']}" for label, r in results.items()]
+    lines += ["", "| sample | predictions | n | within +/-10% | within +/-20% | median error | worst error | MAPE "
+              "| flagged as outside |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, both in results.items():
+        for kind in ("as predicted", "calibrated"):
+            r = both[kind]
+            lines.append(f"| {label} | {kind} | {r['n']} | {100 * r['within_10']:.0f}% | {100 * r['within_20']:.0f}% | "
+                         f"{100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | {100 * r['mape']:.1f}% | "
+                         f"{r['flagged']} |")
+    names = list(next(iter(results.values()))["calibrated"]["within_10_by_group"])
+    lines += ["", "Within +/-10% of the calibrated predictions by representation and by measured latency "
+              "(networks in brackets):", "",
               "| sample | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, r in results.items():
+    for label, both in results.items():
         cells = [f"{100 * share:.0f}% ({n})" if share is not None else "- (0)"
-                 for n, share in r["within_10_by_group"].values()]
+                 for n, share in both["calibrated"]["within_10_by_group"].values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "| network | MACs | dtype | latency ms (IQR) | energy mJ |", "|---|---|---|---|---|"]
     for r in ref_records:

@@ -294,8 +294,11 @@ def test_energy_model_quick(tmp_path):
     run_script("energy_model.py", "--quick", "--out", str(tmp_path), "--results", str(tmp_path))
     table = (tmp_path / "energy_model-quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| fresh", "| wider"))]
-    assert len(rows) == 4 and all(row.split("|")[2].strip() == "8" for row in rows[:2])  # + the breakdown
-    assert all(row.count("|") == 8 for row in rows[2:])  # 1-D, 2-D and four latency bands
+    # per sample: as predicted and calibrated, then the breakdown
+    assert [row.split("|")[2].strip() for row in rows[:4]] == ["as predicted", "calibrated"] * 2
+    assert all(row.split("|")[3].strip() == "8" for row in rows[:4])
+    assert all(row.count("|") == 8 for row in rows[4:]) and len(rows) == 6  # 1-D, 2-D and four latency bands
+    assert table.count("host speed factor") == 2 and "of 5 calibration networks" in table
     assert "| ds_cnn_s |" in table and table.count("| int8 |") == 5
 
 

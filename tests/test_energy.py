@@ -640,3 +640,38 @@ def test_energy_section_of_problem_files(tmp_path):
     with pytest.raises(ProblemFileError, match="not both"):
         parse_problem(base + '[energy]\npackaged = "onnxruntime-int8"\npath = "f.joblib"\n', tmp_path / "e.toml")
     assert parse_problem(base + '[energy]\nmodel = "analytic"\n', tmp_path / "e.toml").energy == {"model": "analytic"}
+
+
+# ---- host speed calibration -----------------------------------------------------------------------
+def test_calibration_networks_are_in_the_packaged_table():
+    import gzip
+
+    from moo_audio.energy.calibration import calibration_genomes
+    from moo_audio.energy.packaged import _files, provenance
+    from moo_audio.problem_files import shipped_spaces
+
+    names = provenance()["spaces"]
+    assert list(names) == list(shipped_spaces())  # the table's first space is the first shipped one
+    table = {row["model_id"]: row["genome"] for row in csv.DictReader(
+        gzip.decompress(_files("onnxruntime-int8")[0].read_bytes()).decode().splitlines())}
+    calibration = calibration_genomes(list(shipped_spaces().values()))
+    assert len(calibration) == len(BASELINES) * len(WIDTHS)
+    assert all(Genome.from_json(table[k]) == g for k, g in calibration.items())
+
+
+def test_host_speed_is_the_geometric_mean_of_measured_over_predicted():
+    from moo_audio.energy.calibration import host_speed
+
+    genomes = {f"b{i}": replace(TINY, blocks=(Block("conv", 8 * (i + 1), 3, 1),)) for i in range(4)}
+    model = AnalyticEnergyModel()
+    predicted = model.predict_mj(list(genomes.values()))
+    ratios = np.array([0.6, 0.7, 0.7, 0.8])
+    records = [_record(k, g, float(p * q)) for (k, g), p, q in zip(genomes.items(), predicted, ratios)]
+    speed = host_speed(records, model)
+    assert speed.factor == pytest.approx(np.exp(np.log(ratios).mean()))
+    assert speed.interval[0] <= speed.factor <= speed.interval[1] and 0.6 <= speed.interval[0]
+    assert speed.ratios["b3"] == pytest.approx(0.8)
+    np.testing.assert_allclose(speed.apply(predicted), predicted * speed.factor)
+    assert "of 4 calibration networks" in str(speed)
+    with pytest.raises(ValueError, match="at least 3 measured calibration networks, got 2"):
+        host_speed(records[:2], model)

@@ -4,7 +4,8 @@ Any object with ``name`` and ``predict_mj(genomes) -> np.ndarray`` is an energy 
 :class:`~moo_audio.problem.AudioNASProblem`. :class:`ForestEnergyModel` (a linear model of the
 operators corrected by a random forest) is fitted on energies
 measured on hardware: :func:`measure_genomes` on this host, or a device's results brought in
-through a bundle (:func:`write_bundle`, :func:`import_results`). Those names are imported on
+through a bundle (:func:`write_bundle`, :func:`import_results`); :func:`host_speed` tells a
+drifting host's speed from the model's (:mod:`moo_audio.energy.calibration`). Those names are imported on
 first use, so that ``from moo_audio.energy import EnergyModel`` does not load onnxruntime
 and scikit-learn.
 """
@@ -15,6 +16,7 @@ from moo_audio.energy.proxy import AnalyticEnergyModel, EnergyModel
 
 _LAZY = {
     "bundle": ("design", "import_results", "write_bundle"),
+    "calibration": ("HostSpeed", "calibration_genomes", "host_speed"),
     "features": ("FEATURE_NAMES", "OPERATOR_TERM_NAMES", "feature_matrix", "operator_matrix"),
     "forest": ("AccuracyReport", "ForestEnergyModel", "accuracy", "fit_measurements"),
     "measure": ("TimingSettings", "export_onnx", "measure_genomes", "measure_pareto", "time_models"),

@@ -1,0 +1,69 @@
+"""Host speed: how fast this host runs now against when an energy model's table was measured.
+
+A shared or virtual host's speed drifts: on the development VM the same networks measured 30% faster
+on one day than on the day of the packaged table, uniformly across networks. An energy model fitted
+on that table then errs by the drift on every network, however well it generalises, and a check on
+fresh networks measures the host's state rather than the model. The baselines that every measured
+table holds (:func:`~moo_audio.energy.bundle.design` adds them) serve as *calibration networks*:
+measured beside the networks of interest, the ratio of their energies now to the model's predictions
+for them (networks it was fitted on) is the host's speed factor, and predictions times the factor are
+the model's predictions for the host as it is now. The factor changes no ranking, so a search does not
+need it; a check of a model against fresh measurements, or a comparison of predicted and measured
+energies of a search's picks, does.
+
+Written here because no library separates a runtime's drift from a latency model's error: nn-Meter
+and the like measure on dedicated devices, whose speed does not drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from moo_audio.energy.bundle import design
+from moo_audio.energy.proxy import EnergyModel
+from moo_audio.energy.records import Measurement
+from moo_audio.space import Genome, SearchSpace
+
+
+def calibration_genomes(space: SearchSpace | Sequence[SearchSpace]) -> dict[str, Genome]:
+    """The calibration networks of a table measured over ``space`` (the first space's front end
+    and classes): every baseline at every width, keyed as in the table (``<name>_xW``)."""
+    return design(0, space, baselines=True)
+
+
+@dataclass(frozen=True)
+class HostSpeed:
+    """Measured over predicted energy of each calibration network (``ratios``); ``factor`` is their
+    geometric mean, ``interval`` its 95% bootstrap interval over the networks."""
+
+    ratios: Mapping[str, float]
+    factor: float
+    interval: tuple[float, float]
+
+    def apply(self, predicted_mj: np.ndarray) -> np.ndarray:
+        """Predictions for the host as it is now."""
+        return np.asarray(predicted_mj, dtype=float) * self.factor
+
+    def __str__(self) -> str:
+        return (f"host speed factor {self.factor:.3f} [{self.interval[0]:.3f}, {self.interval[1]:.3f}] "
+                f"(measured / predicted, geometric mean of {len(self.ratios)} calibration networks)")
+
+
+def host_speed(records: Sequence[Measurement], model: EnergyModel) -> HostSpeed:
+    """The :class:`HostSpeed` of calibration networks' ``records`` (measured now) against ``model``.
+
+    Needs at least 3 records (a :class:`Measurement`'s energy is positive by construction).
+    """
+    if len(records) < 3:
+        raise ValueError(f"a host speed needs at least 3 measured calibration networks, got {len(records)}")
+    measured = np.array([r.energy_mj for r in records], dtype=float)
+    predicted = np.asarray(model.predict_mj([r.genome for r in records]), dtype=float)
+    log_ratios = np.log(measured / predicted)
+    ci = bootstrap((log_ratios,), np.mean, confidence_level=0.95, n_resamples=2000,
+                   random_state=0).confidence_interval
+    return HostSpeed({r.model_id: float(q) for r, q in zip(records, np.exp(log_ratios))},
+                     float(np.exp(log_ratios.mean())), (float(np.exp(ci.low)), float(np.exp(ci.high))))
