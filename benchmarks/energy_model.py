@@ -33,13 +33,13 @@ import numpy as np
 
 from moo_audio.costs import network_cost
 from moo_audio.energy.bundle import design
-from moo_audio.energy.calibration import calibration_genomes, host_speed
+from moo_audio.energy.calibration import QUICK_WIDTHS, calibration_genomes, host_speed
 from moo_audio.energy.forest import EnergyExtrapolationWarning, ForestEnergyModel, accuracy
 from moo_audio.energy.measure import TimingSettings, measure_genomes
 from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance
 from moo_audio.energy.profiles import load_profile
 from moo_audio.energy.records import write_measurements
-from moo_audio.nets import baseline
+from moo_audio.nets import WIDTHS, baseline
 from moo_audio.problem_files import shipped_spaces
 from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
 
@@ -111,9 +111,7 @@ def main() -> None:
                                                             baselines=False),
                "wider space (SearchSpace() defaults)": design(n, SearchSpace(n_classes=12), seed=args.seed,
                                                               baselines=False)}
-    calibration = calibration_genomes(list(shipped_spaces().values()))
-    if args.quick:  # the narrowest width of each baseline
-        calibration = {k: g for k, g in calibration.items() if k.endswith("_x0.25")}
+    calibration = calibration_genomes(list(shipped_spaces().values()), QUICK_WIDTHS if args.quick else WIDTHS)
     results, started = {}, time.perf_counter()
     for label, genomes in samples.items():
         measured = measure_genomes({**genomes, **calibration}, profile, dtype=model.setup.get("dtype", "int8"),

@@ -14,7 +14,8 @@ evaluation's table and results are copied to ``benchmarks/results/evidence-<prob
     python benchmarks/evidence.py --problem fsdd --remeasure   # measure a stored result's models again
 
 ``--remeasure`` measures the models of a stored ``evidence-<problem>.json`` again, in this fresh
-process, beside the energy measured at the end of the evaluation and the prediction.
+process, beside the energy measured at the end of the evaluation and the prediction, and (packaged
+energy model) the prediction at the host's speed now, from calibration networks measured alongside.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> None:
     if args.remeasure:
         quick = " --quick" if args.quick else ""
         remeasure(args.results / f"evidence-{args.problem}{quick.replace(' --', '-')}",
-                  f"python benchmarks/evidence.py --problem {args.problem}{quick} --remeasure")
+                  f"python benchmarks/evidence.py --problem {args.problem}{quick} --remeasure", args.quick)
         return
 
     from moo_audio.evaluation import Protocol, evaluate_run
@@ -97,26 +98,50 @@ def main() -> None:
     print(f"wrote {stem}.md, .json")
 
 
-def remeasure(stem: Path, command: str) -> None:
-    """Measure the models of ``stem.json`` again in this process; the comparison goes to both files."""
+def remeasure(stem: Path, command: str, quick: bool = False) -> None:
+    """Measure the models of ``stem.json`` again in this process; the comparison goes to both files.
+
+    When the result's energy model is the packaged forest, the calibration networks
+    (:mod:`moo_audio.energy.calibration`) are measured in the same passes, and the predictions are also
+    given at the host's speed now."""
     import numpy as np
 
-    from moo_audio.energy.measure import measure_pareto
+    from moo_audio.energy.calibration import QUICK_WIDTHS, calibration_genomes, host_speed
+    from moo_audio.energy.measure import measure_genomes
+    from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged
     from moo_audio.energy.profiles import load_profile
+    from moo_audio.energy.records import genome_id
+    from moo_audio.nets import WIDTHS
+    from moo_audio.problem_files import shipped_spaces
     from moo_audio.space import Genome
 
     out = json.loads(stem.with_suffix(".json").read_text())
-    genomes = [Genome.from_json(m["genome"]) for m in out["models"]]
-    records = measure_pareto(genomes, load_profile("host-cpu-core"))
-    lines = ["", f"Measured again in a fresh process (`{command}`, 1-minute load average {os.getloadavg()[0]:.2f}):",
-             "", "| model | predicted mJ | measured at the evaluation's end | measured again |", "|---|---|---|---|"]
-    for m, r in zip(out["models"], records):
-        m["remeasured_energy_mj"] = r.energy_mj
+    models = [Genome.from_json(m["genome"]) for m in out["models"]]
+    keys = [genome_id(g) for g in models]
+    genomes = dict(zip(keys, models))  # a genome evaluated under two labels is measured once
+    calibrated = out["energy_model"].startswith(f"packaged {DEFAULT_MODEL}:")
+    calibration = calibration_genomes(list(shipped_spaces().values()), QUICK_WIDTHS if quick else WIDTHS) \
+        if calibrated else {}
+    records = {r.model_id: r for r in measure_genomes({**genomes, **calibration}, load_profile("host-cpu-core"))}
+    speed = host_speed([records[k] for k in calibration], load_packaged(DEFAULT_MODEL)) if calibrated else None
+    lines = ["", f"Measured again in a fresh process (`{command}`, 1-minute load average {os.getloadavg()[0]:.2f}"
+             + (f"; {speed}" if speed else "") + "):", "",
+             "| model | predicted mJ | measured at the evaluation's end | measured again |"
+             + (" predicted at the host's speed now |" if speed else ""),
+             "|---|---|---|---|" + ("---|" if speed else "")]
+    for m, key in zip(out["models"], keys):
+        m["remeasured_energy_mj"] = records[key].energy_mj
         before = "-" if m.get("measured_energy_mj") is None else f"{m['measured_energy_mj']:.4g}"
-        lines.append(f"| {m['group']}: {m['label']} | {m['energy_mj']:.4g} | {before} | {r.energy_mj:.4g} |")
+        lines.append(f"| {m['group']}: {m['label']} | {m['energy_mj']:.4g} | {before} | {records[key].energy_mj:.4g} |"
+                     + (f" {m['energy_mj'] * speed.factor:.4g} |" if speed else ""))
     again = np.array([m["remeasured_energy_mj"] for m in out["models"]])
-    print("\n".join(lines), f"\nmedian |again / predicted - 1|: "
-          f"{np.median(np.abs(again / np.array([m['energy_mj'] for m in out['models']]) - 1)):.1%}")
+    predicted = np.array([m["energy_mj"] for m in out["models"]])
+    summary = f"median |again / predicted - 1|: {np.median(np.abs(again / predicted - 1)):.1%}"
+    if speed:
+        out["host_speed"] = {"factor": speed.factor, "interval": speed.interval, "ratios": dict(speed.ratios)}
+        summary += f"; at the host's speed now: {np.median(np.abs(again / speed.apply(predicted) - 1)):.1%}"
+    lines += ["", summary + "."]
+    print("\n".join(lines))
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1, default=str))
     table = stem.with_suffix(".md").read_text().rstrip("\n")
     stem.with_suffix(".md").write_text(table + "\n" + "\n".join(lines) + "\n")

@@ -330,9 +330,11 @@ def test_evidence_quick(tmp_path):
     assert header.startswith("`python benchmarks/evidence.py") and " in 1 session(s) " in header
     assert f"evaluation {data['trainings']['used']} trainings, " in header and "(0 of them reused" in header
     run_script("evidence.py", "--quick", "--remeasure", "--results", str(tmp_path))
-    again = json.loads((tmp_path / "evidence-builtin-quick.json").read_text())["models"]
-    assert all(m["remeasured_energy_mj"] > 0 for m in again)
-    assert "| measured again |" in (tmp_path / "evidence-builtin-quick.md").read_text()
+    again = json.loads((tmp_path / "evidence-builtin-quick.json").read_text())
+    assert all(m["remeasured_energy_mj"] > 0 for m in again["models"])
+    assert len(again["host_speed"]["ratios"]) == 5 and again["host_speed"]["factor"] > 0  # the packaged forest's
+    text = (tmp_path / "evidence-builtin-quick.md").read_text()
+    assert "| measured again | predicted at the host's speed now |" in text and "at the host's speed now: " in text
 
 
 def test_evidence_extends_a_run_with_the_problem_file_it_began_with(tmp_path, tiny_problem_text):

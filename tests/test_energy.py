@@ -657,6 +657,10 @@ def test_calibration_networks_are_in_the_packaged_table():
     calibration = calibration_genomes(list(shipped_spaces().values()))
     assert len(calibration) == len(BASELINES) * len(WIDTHS)
     assert all(Genome.from_json(table[k]) == g for k, g in calibration.items())
+    narrow = calibration_genomes(list(shipped_spaces().values()), widths=(0.25,))
+    assert narrow == {k: g for k, g in calibration.items() if k.endswith("_x0.25")} and len(narrow) == len(BASELINES)
+    with pytest.raises(ValueError, match=r"calibration widths must be some of .*got \(0.3,\)"):
+        calibration_genomes(list(shipped_spaces().values()), widths=(0.3,))
 
 
 def test_host_speed_is_the_geometric_mean_of_measured_over_predicted():

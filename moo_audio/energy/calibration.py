@@ -26,13 +26,23 @@ from scipy.stats import bootstrap
 from moo_audio.energy.bundle import design
 from moo_audio.energy.proxy import EnergyModel
 from moo_audio.energy.records import Measurement
+from moo_audio.nets import WIDTHS
 from moo_audio.space import Genome, SearchSpace
 
+#: widths of a quick calibration: the narrowest of each baseline, the fastest to measure
+QUICK_WIDTHS = (0.25,)
 
-def calibration_genomes(space: SearchSpace | Sequence[SearchSpace]) -> dict[str, Genome]:
+
+def calibration_genomes(space: SearchSpace | Sequence[SearchSpace],
+                        widths: Sequence[float] = WIDTHS) -> dict[str, Genome]:
     """The calibration networks of a table measured over ``space`` (the first space's front end
-    and classes): every baseline at every width, keyed as in the table (``<name>_xW``)."""
-    return design(0, space, baselines=True)
+    and classes): every baseline at each of ``widths`` (of :data:`~moo_audio.nets.WIDTHS`), keyed as in
+    the table (``<name>_xW``)."""
+    unknown = sorted(set(widths) - set(WIDTHS))
+    if unknown or not widths:
+        raise ValueError(f"calibration widths must be some of {WIDTHS}, got {tuple(widths)}")
+    suffixes = tuple(f"_x{w:.2f}" for w in widths)
+    return {k: g for k, g in design(0, space, baselines=True).items() if k.endswith(suffixes)}
 
 
 @dataclass(frozen=True)
