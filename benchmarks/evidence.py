@@ -106,24 +106,20 @@ def remeasure(stem: Path, command: str, quick: bool = False) -> None:
     given at the host's speed now."""
     import numpy as np
 
-    from moo_audio.energy.calibration import QUICK_WIDTHS, calibration_genomes, host_speed
-    from moo_audio.energy.measure import measure_genomes
+    from moo_audio.energy.calibration import QUICK_WIDTHS, measure_calibrated
     from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged
     from moo_audio.energy.profiles import load_profile
     from moo_audio.energy.records import genome_id
     from moo_audio.nets import WIDTHS
-    from moo_audio.problem_files import shipped_spaces
     from moo_audio.space import Genome
 
     out = json.loads(stem.with_suffix(".json").read_text())
-    models = [Genome.from_json(m["genome"]) for m in out["models"]]
-    keys = [genome_id(g) for g in models]
-    genomes = dict(zip(keys, models))  # a genome evaluated under two labels is measured once
-    calibrated = out["energy_model"].startswith(f"packaged {DEFAULT_MODEL}:")
-    calibration = calibration_genomes(list(shipped_spaces().values()), QUICK_WIDTHS if quick else WIDTHS) \
-        if calibrated else {}
-    records = {r.model_id: r for r in measure_genomes({**genomes, **calibration}, load_profile("host-cpu-core"))}
-    speed = host_speed([records[k] for k in calibration], load_packaged(DEFAULT_MODEL)) if calibrated else None
+    genomes = [Genome.from_json(m["genome"]) for m in out["models"]]
+    # the result keeps the energy model's name: calibrate against the packaged forest it names
+    packaged = out["energy_model"].startswith(f"packaged {DEFAULT_MODEL}:")
+    records, speed = measure_calibrated(genomes, load_packaged(DEFAULT_MODEL) if packaged else None,
+                                        load_profile("host-cpu-core"), widths=QUICK_WIDTHS if quick else WIDTHS)
+    keys = [genome_id(g) for g in genomes]
     lines = ["", f"Measured again in a fresh process (`{command}`, 1-minute load average {os.getloadavg()[0]:.2f}"
              + (f"; {speed}" if speed else "") + "):", "",
              "| model | predicted mJ | measured at the evaluation's end | measured again |"
@@ -138,7 +134,7 @@ def remeasure(stem: Path, command: str, quick: bool = False) -> None:
     predicted = np.array([m["energy_mj"] for m in out["models"]])
     summary = f"median |again / predicted - 1|: {np.median(np.abs(again / predicted - 1)):.1%}"
     if speed:
-        out["host_speed"] = {"factor": speed.factor, "interval": speed.interval, "ratios": dict(speed.ratios)}
+        out["remeasured_host_speed"] = dataclasses.asdict(speed)
         summary += f"; at the host's speed now: {np.median(np.abs(again / speed.apply(predicted) - 1)):.1%}"
     lines += ["", summary + "."]
     print("\n".join(lines))

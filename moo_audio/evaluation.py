@@ -253,7 +253,7 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
     results = []
     energy_model = spec.energy_model()
     predicted = dict(zip([m.label for m in models], energy_model.predict_mj([m.genome for m in models])))
-    measured = _measure([m.genome for m in models], log) if measure else {}
+    measured, speed = _measure([m.genome for m in models], energy_model, log) if measure else ({}, None)
     for m in models:
         fe = m.genome.frontend
         if fe.feature_key() not in full:
@@ -271,7 +271,8 @@ def evaluate_run(run: str | Path, protocol: Protocol = Protocol(), *, workers: i
             "macs": cost.macs, "params": cost.params, "epochs": [r["epochs"] for r in rows]})
     _compare(results)
     out = {"run": str(run), "protocol": dataclasses.asdict(protocol), "budget": dataclasses.asdict(budget),
-           "energy_model": energy_model.name, "train_seconds": trained_s, "trainings": trainings, "models": results,
+           "energy_model": energy_model.name, "host_speed": None if speed is None else dataclasses.asdict(speed),
+           "train_seconds": trained_s, "trainings": trainings, "models": results,
            "dataset": meta["dataset"]}
     (folder / "results.json").write_text(json.dumps(out, indent=1, default=_json))
     (folder / "report.md").write_text(markdown(out) + "\n")
@@ -297,13 +298,15 @@ def _compare(results: list[dict[str, Any]]) -> None:
                 r["matches_share"] = interval[r["label"]][2]
 
 
-def _measure(genomes: Sequence[Genome], log: Callable[[str], None]) -> dict[str, float]:
-    """Energy measured on this host (int8, onnxruntime), by genome id."""
-    from moo_audio.energy.measure import measure_pareto
+def _measure(genomes: Sequence[Genome], energy_model, log: Callable[[str], None]) -> tuple[dict[str, float], Any]:
+    """Energy measured on this host (int8, onnxruntime), by genome id, and the host's speed against the
+    energy model (:func:`~moo_audio.energy.calibration.measure_calibrated`; ``None`` unless packaged)."""
+    from moo_audio.energy.calibration import measure_calibrated
     from moo_audio.energy.profiles import load_profile
 
     log(f"measuring {len(genomes)} model(s) on this host ...")
-    return {r.model_id: r.energy_mj for r in measure_pareto(list(genomes), load_profile("host-cpu-core"))}
+    records, speed = measure_calibrated(genomes, energy_model, load_profile("host-cpu-core"))
+    return {k: r.energy_mj for k, r in records.items()}, speed
 
 
 def _json(value):
@@ -362,6 +365,14 @@ def markdown(out: dict[str, Any]) -> str:
     p = out["protocol"]
     lines.append(f"\n{p['seeds']} seeds per model, {out['budget']['max_epochs']} epochs, learning rate chosen on "
                  f"validation from {p['lrs']}; test read once, after every training. Energy: {out['energy_model']}.")
+    speed = out.get("host_speed")  # absent from results written before calibration
+    if speed:
+        measured = [(r["measured_energy_mj"], r["energy_mj"] * speed["factor"]) for r in out["models"]]
+        error = float(np.median([abs(m / p - 1) for m, p in measured]))
+        lines.append(f"Measured energy: the host ran at {speed['factor']:.3f} [{speed['interval'][0]:.3f}, "
+                     f"{speed['interval'][1]:.3f}] of the energy model's table (measured / predicted, "
+                     f"{len(speed['ratios'])} calibration networks measured alongside); at that speed the "
+                     f"predictions are a median {error:.1%} from the measurements.")
     t = out.get("trainings")  # absent from results written before it was recorded
     if t:
         lines.append(f"{t['used']} trainings ({t['seconds'] / 60:.0f} min), {t['reused']} of them reused from an "

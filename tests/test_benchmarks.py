@@ -326,13 +326,15 @@ def test_evidence_quick(tmp_path):
     groups = [m["group"] for m in data["models"]]
     assert groups.count("baseline") == len(load_problem("builtin").baselines) and groups.count("found") >= 1
     assert all(m["measured_energy_mj"] > 0 for m in data["models"])
+    assert len(data["host_speed"]["ratios"]) == 20  # the packaged forest's calibration networks
+    assert "Measured energy: the host ran at " in (tmp_path / "evidence-builtin-quick.md").read_text()
     header = (tmp_path / "evidence-builtin-quick.md").read_text().splitlines()[0]
     assert header.startswith("`python benchmarks/evidence.py") and " in 1 session(s) " in header
     assert f"evaluation {data['trainings']['used']} trainings, " in header and "(0 of them reused" in header
     run_script("evidence.py", "--quick", "--remeasure", "--results", str(tmp_path))
     again = json.loads((tmp_path / "evidence-builtin-quick.json").read_text())
     assert all(m["remeasured_energy_mj"] > 0 for m in again["models"])
-    assert len(again["host_speed"]["ratios"]) == 5 and again["host_speed"]["factor"] > 0  # the packaged forest's
+    assert len(again["remeasured_host_speed"]["ratios"]) == 5 and again["remeasured_host_speed"]["factor"] > 0
     text = (tmp_path / "evidence-builtin-quick.md").read_text()
     assert "| measured again | predicted at the host's speed now |" in text and "at the host's speed now: " in text
 

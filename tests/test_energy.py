@@ -679,3 +679,23 @@ def test_host_speed_is_the_geometric_mean_of_measured_over_predicted():
     assert "of 4 calibration networks" in str(speed)
     with pytest.raises(ValueError, match="at least 3 measured calibration networks, got 2"):
         host_speed(records[:2], model)
+
+
+def test_measure_calibrated_measures_calibration_networks_only_for_a_packaged_model(monkeypatch):
+    from moo_audio.energy import calibration
+    from moo_audio.energy.packaged import load_packaged
+
+    packaged, asked = load_packaged(), []
+
+    def fake_measure(genomes, profile, **kwargs):  # every network measured at 0.5x the packaged prediction
+        asked.append(list(genomes))
+        energy = packaged.predict_mj(list(genomes.values())) * 0.5
+        return [_record(k, g, float(e)) for (k, g), e in zip(genomes.items(), energy)]
+
+    monkeypatch.setattr(calibration, "measure_genomes", fake_measure)
+    records, speed = calibration.measure_calibrated([TINY, TINY], packaged, load_profile("host-cpu-core"),
+                                                    widths=(0.25,))
+    assert list(records) == [genome_id(TINY)] and len(asked[-1]) == 1 + len(BASELINES)
+    assert speed.factor == pytest.approx(0.5) and len(speed.ratios) == len(BASELINES)
+    records, speed = calibration.measure_calibrated([TINY], AnalyticEnergyModel(), load_profile("host-cpu-core"))
+    assert speed is None and asked[-1] == [genome_id(TINY)]

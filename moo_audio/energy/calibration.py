@@ -24,9 +24,12 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from moo_audio.energy.bundle import design
+from moo_audio.energy.measure import measure_genomes
+from moo_audio.energy.profiles import DeviceProfile
 from moo_audio.energy.proxy import EnergyModel
-from moo_audio.energy.records import Measurement
+from moo_audio.energy.records import Measurement, genome_id
 from moo_audio.nets import WIDTHS
+from moo_audio.problem_files import shipped_spaces
 from moo_audio.space import Genome, SearchSpace
 
 #: widths of a quick calibration: the narrowest of each baseline, the fastest to measure
@@ -77,3 +80,20 @@ def host_speed(records: Sequence[Measurement], model: EnergyModel) -> HostSpeed:
                    random_state=0).confidence_interval
     return HostSpeed({r.model_id: float(q) for r, q in zip(records, np.exp(log_ratios))},
                      float(np.exp(log_ratios.mean())), (float(np.exp(ci.low)), float(np.exp(ci.high))))
+
+
+def measure_calibrated(genomes: Sequence[Genome], model: EnergyModel | None, profile: DeviceProfile, *,
+                       widths: Sequence[float] = WIDTHS, **kwargs) -> tuple[dict[str, Measurement], HostSpeed | None]:
+    """Measure ``genomes`` on this host (by :func:`~moo_audio.energy.records.genome_id`, each once) and,
+    when ``model`` is a packaged model (whose table holds the calibration networks of the shipped
+    spaces), its calibration networks at ``widths`` in the same passes.
+
+    Returns the genomes' records by id and the host's speed against ``model`` (``None`` for other
+    models or none). ``kwargs`` go to :func:`~moo_audio.energy.measure.measure_genomes`.
+    """
+    targets = {genome_id(g): g for g in genomes}
+    calibration = calibration_genomes(list(shipped_spaces().values()), widths) \
+        if getattr(model, "packaged", None) else {}
+    records = {r.model_id: r for r in measure_genomes({**targets, **calibration}, profile, **kwargs)}
+    speed = host_speed([records[k] for k in calibration], model) if calibration else None
+    return {k: records[k] for k in targets}, speed
