@@ -42,8 +42,7 @@ def test_shipped_tables_load():
         assert table.meta["problem"] == name and len(samples) >= 200 and len(baselines) >= 2
         assert all(len(r["curve"]) == table.meta["budget"]["max_epochs"] for r in samples)
         assert all(table.space.check(g) is None for g in table.genomes(samples[:20]))
-    for name in ("builtin", "fsdd"):
-        assert {f"mobilenet_v{v} x1.0" for v in (1, 2)} <= {r["label"] for r in load_table(name).trained("baseline")}
+    assert {f"mobilenet_v{v} x1.0" for v in (1, 2)} <= {r["label"] for r in load_table("builtin").trained("baseline")}
     # the builtin table is a complete build: 1,500 space-filling and 300 front architectures, 300 of them
     # and every baseline trained with 3 seeds
     builtin = load_table("builtin")
@@ -142,21 +141,26 @@ def test_answers_at_any_fidelity_and_charges_its_training_time(problem):
             problem.evaluate(X, epochs=bad)
 
 
+def _single_seed_table() -> SurrogateTable:
+    """The shipped builtin table's sample architectures, each with only its first training run."""
+    table = load_table("builtin")
+    return SurrogateTable(table.meta, tuple({**row, "runs": row["runs"][:1]} for row in table.trained("sample")))
+
+
 def _repeated_table(noise: float) -> SurrogateTable:
-    """The shipped FSDD table (one seed each) with every architecture 'trained' again: its curve plus noise."""
-    table = load_table("fsdd")
+    """A single-seed table with every architecture 'trained' again: its curve plus noise."""
     rng = np.random.default_rng(0)
     rows = []
-    for row in table.trained():
+    for row in _single_seed_table().trained():
         again = np.clip(np.array(row["curve"]) + rng.normal(0, noise, len(row["curve"])), 0, 1)
         runs = [{"seed": 0, "val_accuracy": row["val_accuracy"], "curve": row["curve"], "failed": False},
                 {"seed": 1, "val_accuracy": float(again.max()), "curve": again.tolist(), "failed": False}]
         rows.append({**row, "runs": runs})
-    return SurrogateTable(table.meta, tuple(rows))
+    return SurrogateTable(load_table("builtin").meta, tuple(rows))
 
 
 def test_seed_noise_ceiling_measures_run_to_run_agreement():
-    assert seed_noise_ceiling(load_table("fsdd")) is None  # one seed per architecture
+    assert seed_noise_ceiling(_single_seed_table()) is None  # one seed per architecture
     real = seed_noise_ceiling(load_table("builtin"))  # 310 architectures with 3 seeds
     assert real.n == 310 and 0.8 < real.spearman < 1 and 0 < real.mae < 0.1
     exact = seed_noise_ceiling(_repeated_table(0.0))
@@ -236,8 +240,8 @@ def test_seed_noise_samples_deviations_of_runs_of_about_the_same_error():
 
 
 def test_seed_noise_mode_answers_as_one_training_run_does():
-    with pytest.raises(ValueError, match="'fsdd' has 0"):
-        SurrogateAudioNASProblem("fsdd", n_estimators=10, folds=0, seed_noise=True)
+    with pytest.raises(ValueError, match="'builtin' has 0"):
+        SurrogateAudioNASProblem(_single_seed_table(), n_estimators=10, folds=0, seed_noise=True)
     noisy = SurrogateAudioNASProblem("builtin", n_estimators=30, folds=0, seed_noise=True, noise_seed=1)
     rows = noisy.table.trained("front")  # the 300 architectures trained with 3 seeds
     X = noisy.space.to_x(noisy.table.genomes(rows))
