@@ -18,10 +18,13 @@ median wall and CPU seconds per run) and ``acquisitions.png``::
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10,20 --name n_init
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10 --q 1,4 \
         --seeds 10 --budget 60 --reach 0.7839 --name batch_size
+    python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10 \
+        --sampling sobol,cheap-spread --seeds 10 --first-seed 10 --budget 60 --reach 0.7839 --name initial_design
 
-``--gp-inputs``, ``--n-init`` and ``--q`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` / ``n_init`` /
-``q`` (candidates per iteration) variants, named in the variant; ``--reach HV`` adds the evaluations to that
-hypervolume; ``--name`` sets the output files' stem.
+``--gp-inputs``, ``--n-init``, ``--q`` and ``--sampling`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` /
+``n_init`` / ``q`` (candidates per iteration) / initial design (:data:`SAMPLINGS`) variants, named in the
+variant; ``--first-seed`` starts the seeds elsewhere than 0 (a confirmation on seeds a choice was not made
+on); ``--reach HV`` adds the evaluations to that hypervolume; ``--name`` sets the output files' stem.
 
 ``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
 wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
@@ -43,21 +46,24 @@ QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 
 #: --quick: a smaller initial design, so that 20 evaluations still hold two BO iterations
 QUICK_N_INIT = 12
+#: initial designs of ``--sampling``: BoTorchMOBO's default, and moo_audio's CheapSpreadSampling
+SAMPLINGS = ("sobol", "cheap-spread")
 
 
 def variant_name(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None = None,
-                 q: int | None = None) -> str:
+                 q: int | None = None, sampling: str | None = None) -> str:
     name = f"{acquisition} {'exact' if exact else 'modelled'}"
     name = name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
     name = name if n_init is None else f"{name}, n_init {n_init}"
-    return name if q is None else f"{name}, q {q}"
+    name = name if q is None else f"{name}, q {q}"
+    return name if sampling is None else f"{name}, {sampling} design"
 
 
-def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, q: int | None, seed: int,
-        table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
-    """One (acquisition, exact cheap objectives, GP inputs, initial design, batch size, seed) job: its
-    hypervolume curve and timings."""
-    from moo_audio.algorithms import BoTorchMOBO
+def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, q: int | None,
+        sampling: str | None, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
+    """One (acquisition, exact cheap objectives, GP inputs, initial design size, batch size, initial
+    design, seed) job: its hypervolume curve and timings."""
+    from moo_audio.algorithms import BoTorchMOBO, CheapSpreadSampling, SobolSampling
 
     _hv.quiet()
     problem = _hv.surrogate(table, trees)
@@ -68,10 +74,13 @@ def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None
         options["n_init"] = n_init
     if q is not None:
         options["q"] = q
+    if sampling is not None:
+        options["sampling"] = {"sobol": SobolSampling, "cheap-spread": CheapSpreadSampling}[sampling]()
     algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
     result = _hv.run_pymoo(problem, algorithm, budget, seed)
-    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init, q), "acquisition": acquisition,
-            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "q": q, "seed": seed, **result}
+    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init, q, sampling), "acquisition": acquisition,
+            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "q": q, "sampling": sampling,
+            "seed": seed, **result}
 
 
 def _sizes(text: str) -> list[int]:
@@ -123,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--q", type=_sizes, default=[None],
                         help="comma-separated batch sizes (candidates per iteration) to run (default: BoTorchMOBO's, "
                              "unnamed)")
+    parser.add_argument("--sampling", default=None,
+                        help=f"comma-separated initial designs to run, of {SAMPLINGS} "
+                             "(default: BoTorchMOBO's, unnamed)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--reach", type=float, default=None,
                         help="a hypervolume to report the evaluations to (e.g. NSGA-II's at 200 evaluations)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
@@ -131,23 +144,29 @@ def main(argv: list[str] | None = None) -> None:
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
+    samplings = [None] if args.sampling is None else _hv.choose(parser, args.sampling, SAMPLINGS, "samplings")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
+    seed_list = list(range(args.first_seed, args.first_seed + seeds))
     _hv.quiet()
 
-    jobs = [(a, e, g, n, q, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
-            for g in gp_inputs for n in args.n_init for q in args.q for s in range(seeds)]
+    jobs = [(a, e, g, n, q, d, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for g in gp_inputs for n in args.n_init for q in args.q for d in samplings for s in seed_list]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget, args.reach)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
-                "n_init": args.n_init, "q": args.q, "reach": args.reach, "jobs": args.jobs,
+                "n_init": args.n_init, "q": args.q, "sampling": samplings, "seed_list": seed_list,
+                "reach": args.reach, "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
             "reference": runs[0]["reference"],
             "marks": _hv.marks(budget, (25, 50, 100)), "summary": summary, "runs": runs}
-    title = f"BoTorchMOBO acquisitions, {args.table} surrogate: {seeds} seeds, median and 95% bootstrap CI"
+    title = (f"BoTorchMOBO acquisitions, {args.table} surrogate: seeds {seed_list[0]}-{seed_list[-1]}, median and "
+             "95% bootstrap CI")
     _hv.write(args.out, args.name, data, table, summary, title)
     _hv.exit_if_failed(failed)
 

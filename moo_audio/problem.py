@@ -60,6 +60,14 @@ class Constraints:
         values = {"max_memory_kb": memory_kb, "max_energy_mj": energy_mj, "max_macs": macs}
         return {k: values[k] / v - 1 for k, v in self.active().items() if k in values}
 
+    def cheap_feasible(self, energy_mj, memory_kb, macs) -> np.ndarray:
+        """Per candidate (arrays of equal length), whether it meets every constraint that needs no
+        training."""
+        violations = self.cheap_violations(np.asarray(energy_mj, float), np.asarray(memory_kb, float),
+                                           np.asarray(macs, float))
+        return np.all([v <= 0 for v in violations.values()], axis=0) if violations \
+            else np.ones(np.shape(energy_mj), dtype=bool)
+
     def values(self, accuracy, energy_mj, memory_kb, macs) -> dict[str, Any]:
         """pymoo's ``g`` (``<= 0`` satisfied) of every active constraint, normalised by its limit.
 
@@ -162,7 +170,8 @@ class TrainingEvents(Protocol):
 
 class CheapQuantities:
     """What an audio NAS problem knows of a design without training it, for the optimizers that read it
-    (``BoTorchMOBO``'s exact cheap objectives and ``gp_inputs``); needs ``space`` and ``energy_model``."""
+    (``BoTorchMOBO``'s exact cheap objectives and ``gp_inputs``, ``CheapSpreadSampling``); needs
+    ``space``, ``energy_model`` and ``constraints``."""
 
     cheap_objectives = CHEAP_OBJECTIVES
 
@@ -174,6 +183,12 @@ class CheapQuantities:
     def architecture_features(self, X: np.ndarray) -> np.ndarray:
         """:func:`architecture_features` of a design matrix."""
         return architecture_features(self.space.from_x(X))
+
+    def cheap_feasible(self, X: np.ndarray) -> np.ndarray:
+        """Whether each design meets every constraint that needs no training (those it breaks are
+        never trained)."""
+        columns = cost_columns(cheap_values(self.space.from_x(X), self.energy_model))
+        return self.constraints.cheap_feasible(columns["energy_mj"], columns["memory_kb"], columns["macs"])
 
 
 class AudioNASProblem(CheapQuantities, Problem):

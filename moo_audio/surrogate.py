@@ -377,8 +377,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         energy, memory, macs = columns["energy_mj"], columns["memory_kb"], columns["macs"]
         inputs = self._inputs(genomes)  # once for both models: it walks every network's layers
         error, seconds = self._error(inputs, epochs, noisy=True), self._seconds(inputs, epochs)
-        skipped = np.array([any(v > 0 for v in self.constraints.cheap_violations(e, m, c).values())
-                            for e, m, c in zip(energy, memory, macs)], dtype=bool)
+        skipped = ~self.constraints.cheap_feasible(energy, memory, macs)
         error[skipped] = 1.0  # the real problem does not train these: accuracy 0, no training time
         seconds[skipped] = 0.0
         out["F"] = objective_matrix({**columns, "error": error})

@@ -528,3 +528,27 @@ def test_beats_random_search_five_seeds(algorithm, problem):
 def test_bo_beats_nsga2_five_seeds(problem):
     # the first 60 evaluations of the 100-evaluation runs above
     check_bo_against_nsga2(problem, seeds=range(5), n_evals=100)
+
+
+# ---- the cost-spread initial design -------------------------------------------------------------
+def test_cheap_spread_sampling_spreads_feasible_designs_over_energy():
+    from moo_audio.algorithms import CheapSpreadSampling
+    from moo_audio.surrogate import SurrogateAudioNASProblem
+
+    problem = SurrogateAudioNASProblem("builtin", n_estimators=10, folds=0)
+    X = CheapSpreadSampling(pool=16).do(problem, 8, random_state=np.random.default_rng(0)).get("X")
+    assert len(row_keys(UnitCube(problem).encode(X))) == 8 and problem.cheap_feasible(X).all()
+    # one design in (nearly) each eighth of the feasible designs' energies: 8 Sobol draws occupy 4-7 of them
+    cube = UnitCube(problem)
+    pool = cube.decode(np.random.default_rng(1).random((2048, cube.n_dims)))
+    pool = pool[problem.cheap_feasible(pool)]
+    edges = np.quantile(np.log(problem.evaluate_cheap(pool)[:, 0]), np.linspace(0, 1, 9)[1:-1])
+    assert len(set(np.searchsorted(edges, np.log(problem.evaluate_cheap(X)[:, 0])))) >= 7
+    again = CheapSpreadSampling(pool=16).do(problem, 8, random_state=np.random.default_rng(0)).get("X")
+    assert np.array_equal(X, again)
+    with pytest.raises(ValueError, match="objective 2: the problem has 2 cheap objective"):
+        CheapSpreadSampling(objective=2).do(problem, 4, random_state=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="needs a problem with `evaluate_cheap` and `cheap_feasible`"):
+        CheapSpreadSampling().do(ZDT1(), 4, random_state=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="pool must be >= 1"):
+        CheapSpreadSampling(pool=0)

@@ -383,3 +383,18 @@ def test_runtimes_quick(tmp_path):
     assert data["runtimes"]["onnxruntime"].startswith("onnxruntime")
     assert all(a > 0 and b > 0 for a, b in data["energy_mj"].values())
     assert (tmp_path / "runtimes-quick-litert-int8.csv.gz").read_bytes()[:2] == b"\x1f\x8b"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_initial_design_samplings_quick(tmp_path):
+    run_script("compare_acquisitions.py", "--quick", "--budget", "14", "--seeds", "1", "--first-seed", "3",
+               "--acquisitions", "qLogNEHVI", "--exact", "true", "--sampling", "sobol,cheap-spread",
+               "--name", "initial_design", "--out", str(tmp_path))
+    designs = {f"qLogNEHVI exact, {d} design" for d in ("sobol", "cheap-spread")}
+    data = check_hv_outputs(tmp_path, "initial_design", designs, "variant", seeds=1, budget=14)
+    assert {r["seed"] for r in data["runs"]} == {3} and data["settings"]["seed_list"] == [3]
+    hv = {r["sampling"]: r["hv"] for r in data["runs"]}
+    assert hv["sobol"][:12] != hv["cheap-spread"][:12]  # another initial design
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--sampling", "lhs"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "lhs" in proc.stderr

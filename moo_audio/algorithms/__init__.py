@@ -21,7 +21,7 @@ _LAZY = {
     "evolution": ("RegularizedEvolution",),
     "hybrid": ("HybridSearch",),
     "multi_fidelity": ("SuccessiveHalvingSearch",),
-    "operators": ("CubeSampling", "OneGeneMutation", "SobolSampling", "SwarmMutation"),
+    "operators": ("CheapSpreadSampling", "CubeSampling", "OneGeneMutation", "SobolSampling", "SwarmMutation"),
     "pso": ("MOPSO",),
     "random_search": ("RandomSearch",),
     "registry": ("ALGORITHMS", "ALGORITHM_NAMES", "make_algorithm"),

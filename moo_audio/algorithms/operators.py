@@ -8,6 +8,8 @@ between architectures:
 * :class:`CubeSampling`: uniform points of the cube (every value of a discrete variable equally
   likely); on a numeric problem the same draws as pymoo's ``FloatRandomSampling``;
 * :class:`SobolSampling`: a scrambled Sobol design of the cube (BoTorch's initial design);
+* :class:`CheapSpreadSampling`: designs spread evenly over a cheap objective (energy), picked from a
+  Sobol pool by what a problem knows without training (``evaluate_cheap``, ``cheap_feasible``);
 * :class:`OneGeneMutation`: the architecture mutation of regularized evolution (Real et al. 2019):
   one variable per child changes, a discrete one to a different value;
 * :class:`SwarmMutation`: with probability ``pso_prob`` a particle-swarm step toward a leader drawn
@@ -60,6 +62,49 @@ class SobolSampling(_OnCube, Sampling):
         cube = self.cube(problem)
         engine = torch.quasirandom.SobolEngine(cube.n_dims, scramble=True, seed=int(random_state.integers(2**31)))
         return cube.decode(engine.draw(n_samples, dtype=torch.float64).numpy())
+
+
+class CheapSpreadSampling(SobolSampling):
+    """An initial design spread evenly over the log of a cheap objective (by default energy).
+
+    Draws a Sobol pool of ``pool`` x ``n_samples`` designs, keeps those that meet the problem's
+    constraints that need no training (``cheap_feasible``; all of the pool if fewer than
+    ``n_samples`` do), and takes for each of ``n_samples`` evenly spaced quantiles of the log cheap
+    objective the nearest design not yet taken. Every cost level of the front then has a trained
+    design from the start, and none is spent on a design the problem would not train. Needs a
+    problem with exact cheap objectives (:class:`~moo_audio.problem.CheapQuantities`).
+
+    Written here because pymoo's and BoTorch's initial designs are space-filling in the inputs only;
+    none reads a problem's exact objectives. On the audio NAS surrogate it brought BoTorchMOBO
+    (``n_init=10``) to NSGA-II's 200-evaluation hypervolume sooner (docs/algorithms.md).
+    """
+
+    def __init__(self, pool: int = 32, objective: int = 0):
+        super().__init__()
+        if pool < 1 or objective < 0:
+            raise ValueError(f"pool must be >= 1 and objective >= 0, got {pool}, {objective}")
+        self.pool, self.objective = pool, objective
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        if not all(callable(getattr(problem, name, None)) for name in ("evaluate_cheap", "cheap_feasible")):
+            raise ValueError("CheapSpreadSampling needs a problem with `evaluate_cheap` and `cheap_feasible` "
+                             "(e.g. AudioNASProblem or SurrogateAudioNASProblem)")
+        X = super()._do(problem, n_samples * self.pool, random_state=random_state)
+        feasible = problem.cheap_feasible(X)
+        X = X[feasible] if feasible.sum() >= n_samples else X
+        F = problem.evaluate_cheap(X)
+        if self.objective >= F.shape[1]:
+            raise ValueError(f"objective {self.objective}: the problem has {F.shape[1]} cheap objective(s)")
+        cost = np.log(F[:, self.objective])
+        order = np.argsort(cost, kind="stable")
+        targets = np.quantile(cost, (np.arange(n_samples) + 0.5) / n_samples)
+        free, picked = np.ones(len(X), dtype=bool), []
+        for target in targets:
+            candidates = order[free[order]]
+            best = candidates[np.argmin(np.abs(cost[candidates] - target))]
+            free[best] = False
+            picked.append(best)
+        return X[picked]
 
 
 class _CubeMutation(_OnCube, Mutation):
