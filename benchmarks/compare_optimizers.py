@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     seeds, budget, trees = _hv.run_sizes(args)
     algorithms = _hv.choose(parser, args.algorithms, ALGORITHMS, "algorithms")
-    for name in algorithms:
+    for name in [] if args.merge else algorithms:  # merging reads results; it runs no peer
         module, extra = PEER_PACKAGES.get(name.split("-")[0], (None, None))
         if module and importlib.util.find_spec(module) is None:
             parser.error(f"{name} needs {module}: pip install 'moo-audio[{extra}]' (or leave it out of --algorithms)")

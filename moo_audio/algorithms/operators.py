@@ -75,8 +75,9 @@ class CheapSpreadSampling(SobolSampling):
     problem with exact cheap objectives (:class:`~moo_audio.problem.CheapQuantities`).
 
     Written here because pymoo's and BoTorch's initial designs are space-filling in the inputs only;
-    none reads a problem's exact objectives. On the audio NAS surrogate it brought BoTorchMOBO
-    (``n_init=10``) to NSGA-II's 200-evaluation hypervolume sooner (docs/algorithms.md).
+    none reads a problem's exact objectives. On the audio NAS surrogate, with BoTorchMOBO
+    (``n_init=10``), it was ahead on the seeds it was chosen on and not on fresh ones
+    (docs/benchmarks.md), so it is an option, not a default.
     """
 
     def __init__(self, pool: int = 32, objective: int = 0):
