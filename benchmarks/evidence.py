@@ -135,7 +135,7 @@ def remeasure(stem: Path, command: str, quick: bool = False) -> None:
     summary = f"median |again / predicted - 1|: {np.median(np.abs(again / predicted - 1)):.1%}"
     if speed:
         out["remeasured_host_speed"] = dataclasses.asdict(speed)
-        summary += f"; at the host's speed now: {np.median(np.abs(again / speed.apply(predicted) - 1)):.1%}"
+        summary += f"; at the host's speed now: {speed.median_error(again, predicted):.1%}"
     lines += ["", summary + "."]
     print("\n".join(lines))
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1, default=str))

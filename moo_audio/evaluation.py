@@ -365,14 +365,14 @@ def markdown(out: dict[str, Any]) -> str:
     p = out["protocol"]
     lines.append(f"\n{p['seeds']} seeds per model, {out['budget']['max_epochs']} epochs, learning rate chosen on "
                  f"validation from {p['lrs']}; test read once, after every training. Energy: {out['energy_model']}.")
-    speed = out.get("host_speed")  # absent from results written before calibration
-    if speed:
-        measured = [(r["measured_energy_mj"], r["energy_mj"] * speed["factor"]) for r in out["models"]]
-        error = float(np.median([abs(m / p - 1) for m, p in measured]))
-        lines.append(f"Measured energy: the host ran at {speed['factor']:.3f} [{speed['interval'][0]:.3f}, "
-                     f"{speed['interval'][1]:.3f}] of the energy model's table (measured / predicted, "
-                     f"{len(speed['ratios'])} calibration networks measured alongside); at that speed the "
-                     f"predictions are a median {error:.1%} from the measurements.")
+    if out.get("host_speed"):  # absent from results written before calibration
+        from moo_audio.energy.calibration import HostSpeed
+
+        speed = HostSpeed(**out["host_speed"])
+        error = speed.median_error([r["measured_energy_mj"] for r in out["models"]],
+                                   [r["energy_mj"] for r in out["models"]])
+        lines.append(f"Measured energy: {speed}; at that speed the predictions are a median {error:.1%} from "
+                     "the measurements.")
     t = out.get("trainings")  # absent from results written before it was recorded
     if t:
         lines.append(f"{t['used']} trainings ({t['seconds'] / 60:.0f} min), {t['reused']} of them reused from an "

@@ -327,7 +327,7 @@ def test_evidence_quick(tmp_path):
     assert groups.count("baseline") == len(load_problem("builtin").baselines) and groups.count("found") >= 1
     assert all(m["measured_energy_mj"] > 0 for m in data["models"])
     assert len(data["host_speed"]["ratios"]) == 20  # the packaged forest's calibration networks
-    assert "Measured energy: the host ran at " in (tmp_path / "evidence-builtin-quick.md").read_text()
+    assert "Measured energy: host speed factor " in (tmp_path / "evidence-builtin-quick.md").read_text()
     header = (tmp_path / "evidence-builtin-quick.md").read_text().splitlines()[0]
     assert header.startswith("`python benchmarks/evidence.py") and " in 1 session(s) " in header
     assert f"evaluation {data['trainings']['used']} trainings, " in header and "(0 of them reused" in header

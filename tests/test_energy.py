@@ -676,6 +676,7 @@ def test_host_speed_is_the_geometric_mean_of_measured_over_predicted():
     assert speed.interval[0] <= speed.factor <= speed.interval[1] and 0.6 <= speed.interval[0]
     assert speed.ratios["b3"] == pytest.approx(0.8)
     np.testing.assert_allclose(speed.apply(predicted), predicted * speed.factor)
+    assert speed.median_error(predicted * speed.factor * 1.1, predicted) == pytest.approx(0.1)
     assert "of 4 calibration networks" in str(speed)
     with pytest.raises(ValueError, match="at least 3 measured calibration networks, got 2"):
         host_speed(records[:2], model)

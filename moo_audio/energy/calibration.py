@@ -61,6 +61,10 @@ class HostSpeed:
         """Predictions for the host as it is now."""
         return np.asarray(predicted_mj, dtype=float) * self.factor
 
+    def median_error(self, measured_mj, predicted_mj) -> float:
+        """Median relative error of the predictions, at the host's speed now, against measurements."""
+        return float(np.median(np.abs(np.asarray(measured_mj, dtype=float) / self.apply(predicted_mj) - 1)))
+
     def __str__(self) -> str:
         return (f"host speed factor {self.factor:.3f} [{self.interval[0]:.3f}, {self.interval[1]:.3f}] "
                 f"(measured / predicted, geometric mean of {len(self.ratios)} calibration networks)")
