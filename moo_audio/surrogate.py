@@ -221,9 +221,11 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, components: int = 3, max_iter: int = 300, learning_rate: float = 0.06,
+                 max_leaf_nodes: int = 20, min_samples_leaf: int = 10, l2_regularization: float = 1.0,
                  random_state: int | None = None):
         self.components, self.max_iter, self.learning_rate = components, max_iter, learning_rate
-        self.random_state = random_state
+        self.max_leaf_nodes, self.min_samples_leaf = max_leaf_nodes, min_samples_leaf
+        self.l2_regularization, self.random_state = l2_regularization, random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> CurveBoosting:
         Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
@@ -233,14 +235,25 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
                      if Y.shape[1] > 1 else None)
         Z = Y if self.pca_ is None else self.pca_.transform(Y)
         self.regressors_ = [HistGradientBoostingRegressor(
-            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=20, min_samples_leaf=10,
-            l2_regularization=1.0, random_state=self.random_state).fit(X, z) for z in Z.T]
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+            random_state=self.random_state).fit(X, z) for z in Z.T]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         Z = np.column_stack([r.predict(X) for r in self.regressors_])
         curves = np.minimum.accumulate(np.exp(Z if self.pca_ is None else self.pca_.inverse_transform(Z)), axis=1)
         return curves[:, 0] if self.vector_ else curves
+
+
+def fitting_data(table: SurrogateTable, rows: Sequence[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What an error model is fitted to: the :func:`architecture_matrix` of the table's trained
+    architectures (or of ``rows``) and their :func:`error_curves`, cut to the shortest curve."""
+    rows = table.trained() if rows is None else rows
+    curves = [error_curves(r) for r in rows]
+    epochs = min(len(c) for c in curves)
+    return (architecture_matrix(table.genomes(rows), table.space.max_blocks),
+            np.array([c[:epochs] for c in curves]))
 
 
 #: the error models a table can be fitted with, by name (each maps :func:`architecture_matrix` to the
@@ -307,10 +320,8 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         if len(rows) < max(2, 2 * folds):
             raise ValueError(f"surrogate table of {self.table.meta['problem']!r} has {len(rows)} trained "
                              f"architectures; at least {2 * folds} are needed")
-        X = self._inputs(self.table.genomes(rows))
-        curves = [error_curves(r) for r in rows]
-        self.max_epochs = min(len(c) for c in curves)
-        Y = np.array([c[:self.max_epochs] for c in curves])
+        X, Y = fitting_data(self.table, rows)
+        self.max_epochs = Y.shape[1]
         y = Y if self.max_epochs > 1 else Y[:, 0]  # scikit-learn wants one output as a vector
         self.error_model = ERROR_MODELS[error_model](n_estimators, seed)
         #: the table's error curves, and the error model's cross-validated predictions of them

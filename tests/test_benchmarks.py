@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +281,26 @@ def test_surrogate_report(tmp_path):
     assert 0.5 < forest["spearman"] <= 1.0 and forest["top_spearman"] < forest["spearman"]
     assert list(forest["by_epochs"]) == ["5", "10", "15"]
     assert "| builtin | forest |" in (tmp_path / "report.md").read_text()
+
+
+def test_tune_surrogate_quick(tmp_path):
+    from moo_audio.surrogate import PartialTableWarning, SurrogateAudioNASProblem
+
+    run_script("tune_surrogate.py", "--quick", "--tables", "fsdd", "--out", str(tmp_path / "tuning"))
+    data = json.loads((tmp_path / "tuning.json").read_text())
+    (result,) = data["results"]
+    assert len(result["chosen_by_fold"]) == result["folds"] == 2
+    assert all(choice["learning_rate"] in data["grid"]["learning_rate"] for choice in result["chosen_by_fold"])
+    for field in ("spearman", "top_spearman"):
+        low, high = result["difference_interval"][field]
+        assert low <= result["tuned"][field] - result["default"][field] <= high
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialTableWarning)
+        report = SurrogateAudioNASProblem("fsdd", n_estimators=data["trees"], folds=2).error_model_report
+    # the outer folds and the untuned model are the surrogate's own: its cross-validated report
+    assert result["default"]["spearman"] == pytest.approx(report.spearman)
+    assert result["default"]["top_spearman"] == pytest.approx(report.top_spearman)
+    assert f"| fsdd | {result['n']} | tuned |" in (tmp_path / "tuning.md").read_text()
 
 
 def test_build_energy_model_quick(tmp_path):
