@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid
 
-from moo_audio.surrogate import Agreement, CurveBoosting, PartialTableWarning, fitting_data, load_table
+from moo_audio.surrogate import ERROR_MODELS, Agreement, CurveBoosting, PartialTableWarning, fitting_data, load_table
 
 HERE = Path(__file__).resolve().parent
 #: the parameters searched (the others keep CurveBoosting's defaults)
@@ -67,8 +67,9 @@ def tune(name: str, grid: dict[str, list], trees: int, folds: int, inner: int, s
         table = load_table(name)
     X, Y = fitting_data(table)
     y = Y if Y.shape[1] > 1 else Y[:, 0]
-    def default() -> CurveBoosting:
-        return CurveBoosting(max_iter=trees, random_state=seed)
+
+    def default() -> CurveBoosting:  # the surrogate's own error model, as its report fits it
+        return ERROR_MODELS["curve_boosting"](trees, seed)
 
     search = GridSearchCV(default(), grid, scoring=targets_score, n_jobs=jobs,
                           cv=KFold(inner, shuffle=True, random_state=seed))

@@ -246,10 +246,10 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
         return curves[:, 0] if self.vector_ else curves
 
 
-def fitting_data(table: SurrogateTable, rows: Sequence[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fitting_data(table: SurrogateTable) -> tuple[np.ndarray, np.ndarray]:
     """What an error model is fitted to: the :func:`architecture_matrix` of the table's trained
-    architectures (or of ``rows``) and their :func:`error_curves`, cut to the shortest curve."""
-    rows = table.trained() if rows is None else rows
+    architectures and their :func:`error_curves`, cut to the shortest curve."""
+    rows = table.trained()
     curves = [error_curves(r) for r in rows]
     epochs = min(len(c) for c in curves)
     return (architecture_matrix(table.genomes(rows), table.space.max_blocks),
@@ -320,7 +320,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         if len(rows) < max(2, 2 * folds):
             raise ValueError(f"surrogate table of {self.table.meta['problem']!r} has {len(rows)} trained "
                              f"architectures; at least {2 * folds} are needed")
-        X, Y = fitting_data(self.table, rows)
+        X, Y = fitting_data(self.table)
         self.max_epochs = Y.shape[1]
         y = Y if self.max_epochs > 1 else Y[:, 0]  # scikit-learn wants one output as a vector
         self.error_model = ERROR_MODELS[error_model](n_estimators, seed)
