@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
+import os
+import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -32,6 +36,7 @@ from moo_audio.surrogate import (
     ERROR_MODELS,
     Agreement,
     SurrogateAudioNASProblem,
+    SurrogateTable,
     load_table,
     run_error_curves,
     seed_noise_ceiling,
@@ -78,6 +83,28 @@ def seed_noise_agreements(problem: SurrogateAudioNASProblem, seed: int = 0) -> d
             "mean prediction vs a real run": against_runs(mean)}
 
 
+def table_provenance(name: str, table: SurrogateTable) -> dict[str, Any]:
+    """What a report row is of: the table's size, whether its build was complete, when it was merged
+    and on which machines its trainings ran (from the table's own ``meta``)."""
+    meta = table.meta
+    return {"table": name, "architectures": len(table.trained()), "trainings": meta.get("trainings"),
+            "planned_trainings": meta.get("planned_trainings"), "merged": meta.get("merged"),
+            "train_hours": round(meta.get("train_seconds", 0.0) / 3600, 1),
+            "machines": sorted({m["hardware"] for m in meta.get("machines", [])})}
+
+
+def provenance_line(p: dict[str, Any]) -> str:
+    trainings, planned = p["trainings"], p["planned_trainings"]
+    if trainings is None or planned is None:
+        build = "trainings of an older table format"
+    elif trainings < planned:
+        build = f"{trainings:,} of its build's {planned:,} planned trainings (a snapshot of a build in progress)"
+    else:
+        build = f"all {planned:,} planned trainings (a complete build)"
+    return (f"- `{p['table']}`: {p['architectures']:,} architectures, {build}; merged {p['merged'] or 'unknown'}, "
+            f"{p['train_hours']} h of training on {'; '.join(p['machines']) or 'unrecorded machines'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default="builtin,fsdd", help="comma-separated table names or files")
@@ -87,11 +114,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_report")
     args = parser.parse_args()
     command = " ".join(["python benchmarks/surrogate_report.py", *sys.argv[1:]])
+    # the load at the start says whether the machine was otherwise idle (a table builder beside the
+    # report slows its boosting many times over)
+    machine = {"date": datetime.date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
+               "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
+    tables = {name: load_table(name) for name in args.tables.split(",")}
+    provenance = [table_provenance(name, table) for name, table in tables.items()]
     head = "| table | model | n | " + " | ".join(COLUMNS) + " | Spearman by epochs |"
-    lines = [f"`{command}`", "", head, "|" + "---|" * (head.count("|") - 1)]
+    lines = [f"`{command}`", "", f"Run {machine['date']} on {machine['cpus']} CPUs ({machine['cpu']}), load "
+             f"average {machine['load_average_1min']} at the start. Tables:", "",
+             *map(provenance_line, provenance), "", head, "|" + "---|" * (head.count("|") - 1)]
     results = []
-    for name in args.tables.split(","):
-        table = load_table(name)
+    for name, table in tables.items():
         ceiling = seed_noise_ceiling(table)
         repeated = sum(len(r.get("runs", ())) >= 2 for r in table.trained())
         if ceiling is not None:
@@ -121,7 +155,8 @@ def main() -> None:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "tables": provenance,
+                                                          "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -264,7 +264,12 @@ def test_timing_noise_quick():
 def test_surrogate_report(tmp_path):
     run_script("surrogate_report.py", "--tables", "builtin", "--trees", "30", "--models", "forest,extra_trees",
                "--out", str(tmp_path / "report"))
-    results = json.loads((tmp_path / "report.json").read_text())["results"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    results = report["results"]
+    # the report says what it is of: the shipped builtin table is a complete build
+    assert report["tables"][0]["trainings"] == report["tables"][0]["planned_trainings"] == 2430
+    assert "- `builtin`: 1,810 architectures, all 2,430 planned trainings (a complete build)" in (
+        tmp_path / "report.md").read_text()
     seed_noise_rows = [f"{kind} (forest)" for kind in
                        ("seed-noise mode: two draws", "seed-noise mode: a draw vs a real run",
                         "mean prediction vs a real run")]
