@@ -23,7 +23,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.seed_noise import SeedNoise
 from moo_audio.surrogate import (
     ERROR_MODELS,
@@ -116,13 +116,13 @@ def main() -> None:
     command = " ".join(["python benchmarks/surrogate_report.py", *sys.argv[1:]])
     # the load at the start says whether the machine was otherwise idle (a table builder beside the
     # report slows its boosting many times over)
-    machine = {"date": datetime.date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
-               "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
+    machine = {"date": datetime.date.today().isoformat(), "hardware": hardware_fingerprint(),
+               "load_average_1min": round(os.getloadavg()[0], 2)}
     tables = {name: load_table(name) for name in args.tables.split(",")}
     provenance = [table_provenance(name, table) for name, table in tables.items()]
     head = "| table | model | n | " + " | ".join(COLUMNS) + " | Spearman by epochs |"
-    lines = [f"`{command}`", "", f"Run {machine['date']} on {machine['cpus']} CPUs ({machine['cpu']}), load "
-             f"average {machine['load_average_1min']} at the start. Tables:", "",
+    lines = [f"`{command}`", "", f"Run {machine['date']} on {machine['hardware']}, load average "
+             f"{machine['load_average_1min']} at the start. Tables:", "",
              *map(provenance_line, provenance), "", head, "|" + "---|" * (head.count("|") - 1)]
     results = []
     for name, table in tables.items():
