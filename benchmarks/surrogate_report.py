@@ -87,20 +87,20 @@ def table_provenance(name: str, table: SurrogateTable) -> dict[str, Any]:
     """What a report row is of: the table's size, whether its build was complete, when it was merged
     and on which machines its trainings ran (from the table's own ``meta``)."""
     meta = table.meta
-    return {"table": name, "architectures": len(table.trained()), "trainings": meta.get("trainings"),
-            "planned_trainings": meta.get("planned_trainings"), "merged": meta.get("merged"),
-            "train_hours": round(meta.get("train_seconds", 0.0) / 3600, 1),
+    return {"table": name, "architectures": len(table.trained()), "complete": table.complete,
+            "trainings": meta.get("trainings"), "planned_trainings": meta.get("planned_trainings"),
+            "merged": meta.get("merged"), "train_hours": round(meta.get("train_seconds", 0.0) / 3600, 1),
             "machines": sorted({m["hardware"] for m in meta.get("machines", [])})}
 
 
 def provenance_line(p: dict[str, Any]) -> str:
-    trainings, planned = p["trainings"], p["planned_trainings"]
-    if trainings is None or planned is None:
-        build = "trainings of an older table format"
-    elif trainings < planned:
-        build = f"{trainings:,} of its build's {planned:,} planned trainings (a snapshot of a build in progress)"
+    if p["planned_trainings"] is None:
+        build = "a table without a build plan"
+    elif p["complete"]:
+        build = f"all {p['planned_trainings']:,} planned trainings (a complete build)"
     else:
-        build = f"all {planned:,} planned trainings (a complete build)"
+        build = (f"{p['trainings']:,} of its build's {p['planned_trainings']:,} planned trainings (a snapshot of "
+                 "a build in progress)")
     return (f"- `{p['table']}`: {p['architectures']:,} architectures, {build}; merged {p['merged'] or 'unknown'}, "
             f"{p['train_hours']} h of training on {'; '.join(p['machines']) or 'unrecorded machines'}")
 

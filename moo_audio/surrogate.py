@@ -67,6 +67,11 @@ class SurrogateTable:
     def constraints(self) -> Constraints:
         return Constraints(**self.meta["constraints"])
 
+    @property
+    def complete(self) -> bool:
+        """Whether the table holds all of its build's planned trainings (tables without a plan count as complete)."""
+        return self.meta.get("trainings", 0) >= self.meta.get("planned_trainings", 0)
+
     def trained(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Rows whose training did not fail, optionally of one ``kind``."""
         return [r for r in self.rows if not r["failed"] and (kind is None or r["kind"] == kind)]
@@ -97,12 +102,13 @@ def load_table(table: str | os.PathLike) -> SurrogateTable:
     missing += [k for k in ("space", "constraints", "problem") if k not in data.get("meta", {})]
     if missing:
         raise ValueError(f"{source}: not a surrogate table, missing {missing}")
-    meta = data["meta"]
-    if meta.get("trainings", 0) < meta.get("planned_trainings", 0):
+    loaded = SurrogateTable(data["meta"], tuple(data["rows"]))
+    if not loaded.complete:
+        meta = loaded.meta
         warnings.warn(f"surrogate table {str(table)!r} of problem {meta['problem']!r} holds {meta['trainings']:,} of "
                       f"its build's {meta['planned_trainings']:,} planned trainings (a build in progress): its "
                       "quality report is of this snapshot", PartialTableWarning, stacklevel=2)
-    return SurrogateTable(meta, tuple(data["rows"]))
+    return loaded
 
 
 def run_error_curves(row: dict[str, Any]) -> np.ndarray:

@@ -55,6 +55,7 @@ def test_a_partial_table_says_so_and_a_complete_one_does_not():
     with pytest.warns(PartialTableWarning, match=r"'fsdd' holds [\d,]+ of its build's 2,433 planned"):
         table = load_table("fsdd")
     assert table.meta["trainings"] < table.meta["planned_trainings"]
+    assert not table.complete
     with warnings.catch_warnings():
         warnings.simplefilter("error", PartialTableWarning)
         for name in ("builtin", "speech_commands_12"):
