@@ -24,11 +24,12 @@ import datetime
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import bootstrap, spearmanr
 
 from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.seed_noise import SeedNoise
@@ -43,6 +44,8 @@ from moo_audio.surrogate import (
 )
 
 HERE = Path(__file__).resolve().parent
+#: the fewest repeated architectures a comparison on them is made with (a best quartile of 10)
+MIN_REPEATED = 40
 COLUMNS = ("spearman", "kendall", "r2", "mae", "top_spearman", "top_kendall", "top_mae")
 
 
@@ -54,6 +57,24 @@ def fidelity_spearman(problem: SurrogateAudioNASProblem) -> dict[int, float]:
             for e in epochs}
 
 
+def repeated_runs(problem: SurrogateAudioNASProblem, kinds: Sequence[str] | None = None
+                  ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The table's architectures trained with several seeds (optionally only of ``kinds``): their row
+    indices in ``problem.table.trained()``, each run's final error (architectures x runs, cut to the
+    fewest runs) and their mean final error (which defines the best quartile)."""
+    repeated = [(i, runs) for i, (row, runs) in
+                enumerate((r, run_error_curves(r)[:, :problem.max_epochs]) for r in problem.table.trained())
+                if len(runs) >= 2 and (kinds is None or row["kind"] in kinds)]
+    n_runs = min(len(runs) for _, runs in repeated)
+    return ([i for i, _ in repeated], np.array([runs[:n_runs, -1] for _, runs in repeated]),
+            np.array([runs[:, -1].mean() for _, runs in repeated]))
+
+
+def against_runs(predicted: np.ndarray, real: np.ndarray, quality: np.ndarray) -> Agreement:
+    """How well ``predicted`` errors match one real run, averaged over the runs (columns of ``real``)."""
+    return Agreement.mean([Agreement.of(predicted, real[:, j], quality) for j in range(real.shape[1])])
+
+
 def seed_noise_agreements(problem: SurrogateAudioNASProblem, seed: int = 0) -> dict[str, Agreement]:
     """Seed-noise mode on the table's architectures trained with several seeds, from the problem's
     cross-validated curves: two noisy draws with each other, a noisy draw and the mean prediction with
@@ -61,26 +82,82 @@ def seed_noise_agreements(problem: SurrogateAudioNASProblem, seed: int = 0) -> d
     architecture's deviations are drawn from the other repeated architectures, so that, like its
     cross-validated curve, its draw holds nothing of its own runs."""
     rng = np.random.default_rng(seed)
-    repeated = [(i, runs) for i, runs in
-                enumerate(run_error_curves(r)[:, :problem.max_epochs] for r in problem.table.trained())
-                if len(runs) >= 2]
-    rows = [i for i, _ in repeated]
-    n_runs = min(len(runs) for _, runs in repeated)
-    real = np.array([runs[:n_runs, -1] for _, runs in repeated])
-    quality = np.array([runs[:, -1].mean() for _, runs in repeated])
-    mean = problem.cv_curves[rows, -1]
+    rows, real, quality = repeated_runs(problem)
+    runs = [run_error_curves(problem.table.trained()[i])[:, :problem.max_epochs] for i in rows]
     neighbours = problem.seed_noise.neighbours
-    left_out = [SeedNoise.from_runs([runs for j, (_, runs) in enumerate(repeated) if j != k], neighbours)
-                for k in range(len(repeated))]
+    left_out = [SeedNoise.from_runs(runs[:k] + runs[k + 1:], neighbours) for k in range(len(runs))]
     first, second = (np.array([noise.sample(problem.cv_curves[[row]], rng)[0, -1]
                                for noise, row in zip(left_out, rows)]) for _ in range(2))
-
-    def against_runs(predicted: np.ndarray) -> Agreement:
-        return Agreement.mean([Agreement.of(predicted, real[:, j], quality) for j in range(n_runs)])
-
     return {"seed-noise mode: two draws": Agreement.of(first, second, quality),
-            "seed-noise mode: a draw vs a real run": against_runs(first),
-            "mean prediction vs a real run": against_runs(mean)}
+            "seed-noise mode: a draw vs a real run": against_runs(first, real, quality),
+            "mean prediction vs a real run": against_runs(problem.cv_curves[rows, -1], real, quality)}
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: np.ndarray, resamples: int = 2000
+                       ) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of ``statistic(*samples)``, the architectures (the samples'
+    shared first axis) resampled with replacement, the same ones for every sample (paired)."""
+    result = bootstrap(samples, statistic, paired=True, vectorized=False, n_resamples=resamples,
+                       method="percentile", random_state=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def top_spearman(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Spearman of ``predicted`` and ``target`` among the best quarter (lowest ``target``), as :class:`Agreement`."""
+    top = target <= np.quantile(target, 0.25)
+    return float(spearmanr(predicted[top], target[top]).statistic)
+
+
+def front_gain(problem: SurrogateAudioNASProblem, model: str, trees: int, folds: int) -> dict[str, Any] | None:
+    """What the table's architectures near the front (``kind`` front) add to the error model: the same
+    model cross-validated on the table without them, against ``problem``'s, as the mean prediction's
+    agreement with a real run on the repeated architectures that are not front ones (both models
+    predict them out of fold), with paired bootstrap 95% intervals of the gain. ``None`` without
+    front architectures or with fewer than :data:`MIN_REPEATED` other repeated ones."""
+    table = problem.table
+    kinds = sorted({r["kind"] for r in table.trained()} - {"front"})
+    others_repeated = sum(len(r.get("runs", ())) >= 2 for r in table.trained() if r["kind"] in kinds)
+    if not table.trained("front") or others_repeated < MIN_REPEATED:
+        return None
+    without_rows = tuple(r for r in table.rows if r["kind"] != "front")
+    without = SurrogateAudioNASProblem(dataclasses.replace(table, rows=without_rows), error_model=model,
+                                       n_estimators=trees, folds=folds)
+    rows, real, quality = repeated_runs(problem, kinds)
+    position = {r["genome"]: i for i, r in enumerate(without.table.trained())}
+    with_front = problem.cv_curves[rows, -1]
+    without_front = without.cv_curves[[position[problem.table.trained()[i]["genome"]] for i in rows], -1]
+
+    def gain(field: str) -> Callable[..., float]:
+        def statistic(with_front, without_front, quality, *runs):
+            real = np.column_stack(runs)
+            return (getattr(against_runs(with_front, real, quality), field)
+                    - getattr(against_runs(without_front, real, quality), field))
+        return statistic
+
+    samples = (with_front, without_front, quality, *real.T)
+    result = {"model": model, "n": len(rows), "front": len(table.trained("front")),
+              "with_front": dataclasses.asdict(against_runs(with_front, real, quality)),
+              "without_front": dataclasses.asdict(against_runs(without_front, real, quality))}
+    for field in ("spearman", "top_spearman"):
+        result[f"{field}_gain"] = gain(field)(*samples)
+        result[f"{field}_gain_interval"] = bootstrap_interval(gain(field), *samples)
+    return result
+
+
+def front_gain_lines(gain: dict[str, Any]) -> list[str]:
+    """:func:`front_gain`'s result as a paragraph and a table (markdown lines)."""
+    def cells(key: str) -> str:
+        return f"{gain[key]['spearman']:.3f} | {gain[key]['top_spearman']:.3f}"
+
+    def interval(field: str) -> str:
+        return "{:+.3f} [{:+.3f}, {:+.3f}]".format(gain[f"{field}_gain"], *gain[f"{field}_gain_interval"])
+
+    return ["", f"What the {gain['front']} architectures near the front add to `{gain['table']}`'s {gain['model']}: "
+            f"the mean prediction vs a real run on the {gain['n']} other architectures trained with several seeds, "
+            "the model cross-validated with and without them (gain: paired bootstrap 95% interval over the "
+            "architectures):", "", "| | Spearman | best-quartile Spearman |", "|---|---|---|",
+            f"| without | {cells('without_front')} |", f"| with | {cells('with_front')} |",
+            f"| gain | {interval('spearman')} | {interval('top_spearman')} |"]
 
 
 def table_provenance(name: str, table: SurrogateTable) -> dict[str, Any]:
@@ -124,7 +201,7 @@ def main() -> None:
     lines = [f"`{command}`", "", f"Run {machine['date']} on {machine['hardware']}, load average "
              f"{machine['load_average_1min']} at the start. Tables:", "",
              *map(provenance_line, provenance), "", head, "|" + "---|" * (head.count("|") - 1)]
-    results = []
+    results, gains = [], []
     for name, table in tables.items():
         ceiling = seed_noise_ceiling(table)
         repeated = sum(len(r.get("runs", ())) >= 2 for r in table.trained())
@@ -142,21 +219,28 @@ def main() -> None:
                                                seed_noise=noisy)
             report = problem.error_model_report
             by_epochs = fidelity_spearman(problem)
+            top_interval = bootstrap_interval(top_spearman, problem.cv_curves[:, -1], problem.trained_curves[:, -1])
             cells = [f"{getattr(report, c):.3f}" for c in COLUMNS]
+            cells[COLUMNS.index("top_spearman")] += " [{:.3f}, {:.3f}]".format(*top_interval)
             cells.append(", ".join(f"{e}: {v:.3f}" for e, v in by_epochs.items()))
             lines.append(f"| {name} | {model} | {report.n} | " + " | ".join(cells) + " |")
-            results.append({"table": name, "model": model, **dataclasses.asdict(report), "by_epochs": by_epochs})
+            results.append({"table": name, "model": model, **dataclasses.asdict(report),
+                            "top_spearman_interval": top_interval, "by_epochs": by_epochs})
             print(lines[-1], flush=True)
+            if k == 0 and args.folds > 0 and (gain := front_gain(problem, model, args.trees, args.folds)):
+                gains.append({"table": name, **gain})
             for label, agreement in (seed_noise_agreements(problem) if noisy else {}).items():
                 lines.append(f"| {name} | {label} ({model}, cross-validated) | {agreement.n} | "
                              + " | ".join(f"{getattr(agreement, c):.3f}" for c in COLUMNS) + " | |")
                 results.append({"table": name, "model": f"{label} ({model})", **dataclasses.asdict(agreement)})
+    for gain in gains:
+        lines += front_gain_lines(gain)
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text + "\n")
     args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "tables": provenance,
-                                                          "results": results}, indent=1))
+                                                          "results": results, "front_gain": gains}, indent=1))
 
 
 if __name__ == "__main__":

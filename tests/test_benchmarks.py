@@ -286,6 +286,34 @@ def test_surrogate_report(tmp_path):
     assert 0.5 < forest["spearman"] <= 1.0 and forest["top_spearman"] < forest["spearman"]
     assert list(forest["by_epochs"]) == ["5", "10", "15"]
     assert "| builtin | forest |" in (tmp_path / "report.md").read_text()
+    low, high = forest["top_spearman_interval"]
+    assert low < forest["top_spearman"] < high
+    # builtin's repeated architectures are its front ones: no other 40 to measure the front's gain on
+    assert report["front_gain"] == []
+
+
+def test_front_gain_compares_the_model_with_and_without_the_front_architectures():
+    import dataclasses
+
+    from surrogate_report import against_runs, front_gain, repeated_runs
+
+    from moo_audio.surrogate import SurrogateAudioNASProblem, load_table
+
+    builtin = load_table("builtin")
+    # half of builtin's front architectures (all trained with 3 seeds) relabelled as samples: the
+    # gain of the other half is measured on them
+    relabelled = {r["genome"] for r in builtin.trained("front")[::2]}
+    table = dataclasses.replace(builtin, rows=tuple({**r, "kind": "sample"} if r["genome"] in relabelled else r
+                                                    for r in builtin.rows))
+    problem = SurrogateAudioNASProblem(table, error_model="forest", n_estimators=30, folds=3)
+    gain = front_gain(problem, "forest", 30, 3)
+    assert gain["front"] == 150 and gain["n"] == 150 + 10  # and the 10 baselines
+    rows, real, quality = repeated_runs(problem, ["baseline", "sample"])
+    assert gain["with_front"] == dataclasses.asdict(against_runs(problem.cv_curves[rows, -1], real, quality))
+    for field in ("spearman", "top_spearman"):
+        assert gain[f"{field}_gain"] == pytest.approx(gain["with_front"][field] - gain["without_front"][field])
+        low, high = gain[f"{field}_gain_interval"]
+        assert low < gain[f"{field}_gain"] < high
 
 
 def test_tune_surrogate_quick(tmp_path):
