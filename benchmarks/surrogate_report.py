@@ -8,7 +8,11 @@ Spearman at a third and two thirds of the budget (the multi-fidelity answers). F
 architectures trained with several seeds, it also checks seed-noise mode on them (the first model's
 cross-validated curves with :class:`~moo_audio.seed_noise.SeedNoise` added): two noisy draws should
 agree about as well as two seeds do (the ceiling), and a draw should predict a real run about as well
-as the mean prediction does::
+as the mean prediction does. Each model's best-quartile Spearman comes with a 95% bootstrap interval
+over the architectures. For a table with architectures near the front (``kind`` front, from
+``build_surrogate.py --extend``) and at least :data:`MIN_REPEATED` other repeated ones, it measures
+what they add: the first model cross-validated with and without them, scored on those other repeated
+architectures, with a paired bootstrap interval of the difference::
 
     python benchmarks/surrogate_report.py                  # builtin and fsdd, 300 trees
     python benchmarks/surrogate_report.py --tables builtin --trees 30 --models forest
