@@ -106,12 +106,6 @@ def bootstrap_interval(statistic: Callable[..., float], *samples: np.ndarray, re
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def top_spearman(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Spearman of ``predicted`` and ``target`` among the best quarter (lowest ``target``), as :class:`Agreement`."""
-    top = target <= np.quantile(target, 0.25)
-    return float(spearmanr(predicted[top], target[top]).statistic)
-
-
 def front_gain(problem: SurrogateAudioNASProblem, model: str, trees: int, folds: int) -> dict[str, Any] | None:
     """What the table's architectures near the front (``kind`` front) add to the error model: the same
     model cross-validated on the table without them, against ``problem``'s, as the mean prediction's
@@ -223,7 +217,8 @@ def main() -> None:
                                                seed_noise=noisy)
             report = problem.error_model_report
             by_epochs = fidelity_spearman(problem)
-            top_interval = bootstrap_interval(top_spearman, problem.cv_curves[:, -1], problem.trained_curves[:, -1])
+            top_interval = bootstrap_interval(lambda p, t: Agreement.of(p, t).top_spearman,
+                                              problem.cv_curves[:, -1], problem.trained_curves[:, -1])
             cells = [f"{getattr(report, c):.3f}" for c in COLUMNS]
             cells[COLUMNS.index("top_spearman")] += " [{:.3f}, {:.3f}]".format(*top_interval)
             cells.append(", ".join(f"{e}: {v:.3f}" for e, v in by_epochs.items()))
