@@ -233,7 +233,9 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
         self.max_leaf_nodes, self.min_samples_leaf = max_leaf_nodes, min_samples_leaf
         self.l2_regularization, self.random_state = l2_regularization, random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> CurveBoosting:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> CurveBoosting:
+        """Fit the basis and one regressor per component; ``sample_weight`` weighs each curve in the
+        regressors (e.g. by its number of runs: a mean of three seeds is a less noisy target)."""
         Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
         self.vector_ = np.ndim(y) == 1
         # a one-epoch curve is its own basis
@@ -243,7 +245,7 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
         self.regressors_ = [HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            random_state=self.random_state).fit(X, z) for z in Z.T]
+            random_state=self.random_state).fit(X, z, sample_weight=sample_weight) for z in Z.T]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -316,6 +316,36 @@ def test_front_gain_compares_the_model_with_and_without_the_front_architectures(
         assert low < gain[f"{field}_gain"] < high
 
 
+def test_time_receptive_field_of_a_known_network():
+    from surrogate_inputs import time_receptive_field
+
+    from moo_audio.space import Block, FrontEnd, Genome
+
+    front_end = FrontEnd(clip_ms=1000, hop_ms=10)  # 100 frames
+    blocks = (Block("conv", 8, kernel=(3, 5)), Block("dsconv", 8, kernel=3, stride=2, pool=True),
+              Block("conv", 8, kernel=3))
+    # along time: 5 -> +2 (then stride 2) -> pool +2 (stride 4) -> +2*4: a field of 17 frames, stride 4
+    field, stride, share, frames = time_receptive_field(Genome(front_end, blocks, 12))
+    assert (2 ** field, 2 ** stride) == pytest.approx((17, 4))
+    assert (share, frames) == pytest.approx((0.17, 25))
+
+
+def test_surrogate_inputs_compares_variants_with_intervals(tmp_path):
+    from surrogate_inputs import VARIANTS
+
+    run_script("surrogate_inputs.py", "--tables", "fsdd", "--trees", "10", "--splits", "1",
+               "--out", str(tmp_path / "inputs"))
+    results = json.loads((tmp_path / "inputs.json").read_text())["results"]
+    assert [r["variant"] for r in results] == list(VARIANTS)
+    default = results[0]
+    assert default["repeated"] == 87 and 0.5 < default["spearman"] <= 1.0
+    for result in results[1:]:
+        for field in ("spearman", "top_spearman", "vs_run_top_spearman"):
+            low, high = result[f"{field}_gain_interval"]
+            assert low <= result[field] - default[field] <= high
+    assert "| fsdd | blend with forest | 468 |" in (tmp_path / "inputs.md").read_text()
+
+
 def test_tune_surrogate_quick(tmp_path):
     from moo_audio.surrogate import PartialTableWarning, SurrogateAudioNASProblem
 

@@ -221,6 +221,22 @@ def test_curve_boosting_predicts_non_increasing_curves_in_its_basis():
     assert single.predict(X).shape == (120,)
 
 
+def test_curve_boosting_weighs_curves_by_sample_weight():
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.random((100, 2)), 2, axis=0)  # each architecture twice: two runs, two curves
+    low = 0.1 + 0.3 * X[::2, :1] * np.linspace(1.0, 0.5, 6)
+    Y = np.empty((200, 6))
+    Y[::2], Y[1::2] = low, 1.5 * low
+    heavy_high = np.tile([1.0, 9.0], 100)
+
+    def final(weight):
+        return CurveBoosting(max_iter=50, random_state=0).fit(X, Y, sample_weight=weight).predict(X[::2])[:, -1]
+
+    unweighted, weighted = final(None), final(heavy_high)
+    # the heavier run of each pair pulls the prediction towards its curve
+    assert np.all(weighted > unweighted) and np.mean(weighted / low[:, -1]) > 1.35 > np.mean(unweighted / low[:, -1])
+
+
 def test_seed_noise_samples_deviations_of_runs_of_about_the_same_error():
     quiet = [np.array([[0.09, 0.09], [0.11, 0.11]])] * 4      # 4 architectures near error 0.1, runs +-0.01
     loud = [np.array([[0.4, 0.4], [0.6, 0.6]])] * 4          # 4 near 0.5, runs +-0.1

@@ -1,0 +1,163 @@
+"""Does the error model's best quartile improve with other inputs or another form?
+
+The default error model (``curve_boosting`` on ``moo_audio.surrogate.architecture_matrix``) is
+compared, by repeated k-fold cross-validation on each table, with variants that a reader of the
+quality report would try next:
+
+- ``receptive field``: the inputs plus each network's receptive field and total stride along time
+  (log2 frames), and how much of the clip the receptive field covers and how many frames the body
+  leaves (keyword spotters are known to need a receptive field near the word's length);
+- ``runs as weights``: each architecture weighted by its number of training runs (a mean of three
+  seeds is a less noisy target than one run);
+- ``both`` of these;
+- ``blend with forest``: the geometric mean of the default and the random forest's predictions.
+
+Each variant's out-of-fold predictions are averaged over ``--splits`` shuffles of the folds. For each
+it gives overall and best-quartile Spearman against the table, and, on the architectures trained with
+several seeds, the best-quartile Spearman of the prediction against one real run (averaged over runs;
+``surrogate_report.py``'s "mean prediction vs a real run", the figure comparable with the seed-noise
+ceiling), each with its paired bootstrap 95% interval of the difference to the default::
+
+    python benchmarks/surrogate_inputs.py --tables builtin,fsdd,speech_commands_12
+
+Writes ``benchmarks/results/surrogate_inputs.{md,json}`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.model_selection import KFold, cross_val_predict
+from surrogate_report import MIN_REPEATED, bootstrap_interval
+
+from moo_audio.energy.profiles import hardware_fingerprint
+from moo_audio.space import Genome
+from moo_audio.surrogate import ERROR_MODELS, fitting_data, load_table, run_error_curves
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("default", "receptive field", "runs as weights", "both", "blend with forest")
+
+
+def time_receptive_field(genome: Genome) -> list[float]:
+    """log2 of the body's receptive field and total stride along time (in feature frames), the share
+    of the clip's frames the receptive field spans, and the frames the body leaves. (Our genomes are
+    not torch modules until built, and no library computes a receptive field from a layer list.)"""
+    field, stride = 1, 1
+    for block in genome.blocks:
+        kernel = block.kernel if isinstance(block.kernel, int) else block.kernel[1]
+        step = block.stride if isinstance(block.stride, int) else block.stride[1]
+        field, stride = field + (kernel - 1) * stride, stride * step
+        if block.pool:  # 2x max pooling: a kernel of 2 with stride 2
+            field, stride = field + stride, stride * 2
+    frames = genome.frontend.clip_ms / genome.frontend.hop_ms
+    return [np.log2(field), np.log2(stride), field / frames, frames / stride]
+
+
+def top_spearman(predicted: np.ndarray, target: np.ndarray, quality: np.ndarray | None = None) -> float:
+    """:attr:`~moo_audio.surrogate.Agreement.top_spearman` alone (the bootstraps call it thousands of times)."""
+    quality = target if quality is None else quality
+    top = quality <= np.quantile(quality, 0.25)
+    return float(spearmanr(predicted[top], target[top]).statistic)
+
+
+def out_of_fold(table, variant: str, trees: int, splits: int) -> np.ndarray:
+    """The variant's cross-validated final-epoch error of each architecture, averaged over ``splits``
+    shuffles of 5 folds."""
+    rows = table.trained()
+    X, Y = fitting_data(table)
+    if variant in ("receptive field", "both"):
+        X = np.hstack([X, np.array([time_receptive_field(g) for g in table.genomes(rows)])])
+    params = ({"sample_weight": np.array([len(run_error_curves(r)) for r in rows], float)}
+              if variant in ("runs as weights", "both") else {})
+    models = ["curve_boosting", "forest"] if variant == "blend with forest" else ["curve_boosting"]
+    predictions = []
+    for split in range(splits):
+        folds = KFold(5, shuffle=True, random_state=split)
+        logs = [np.log(np.clip(cross_val_predict(ERROR_MODELS[m](trees, 0), X, Y, cv=folds, params=params)
+                               .reshape(len(Y), -1)[:, -1], 1e-3, 1.0)) for m in models]
+        predictions.append(np.exp(np.mean(logs, axis=0)))
+    return np.mean(predictions, axis=0)
+
+
+def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
+    """Every variant's agreement on the table ``name``, with intervals of its difference to the default."""
+    table = load_table(name)
+    rows = table.trained()
+    curves = fitting_data(table)[1]
+    target = curves[:, -1]
+    runs = [run_error_curves(r)[:, curves.shape[1] - 1] for r in rows]  # each run's final error
+    repeated = [i for i, r in enumerate(runs) if len(r) >= 2]
+    n_runs = min((len(runs[i]) for i in repeated), default=0)
+    real = np.array([runs[i][:n_runs] for i in repeated])
+    quality = real.mean(axis=1) if repeated else None
+    scores: dict[str, Callable[..., float]] = {"spearman": lambda p, t: spearmanr(p, t).statistic,
+                                               "top_spearman": top_spearman}
+    predicted = {v: out_of_fold(table, v, trees, splits) for v in VARIANTS}
+    results = []
+    for variant, p in predicted.items():
+        result: dict[str, Any] = {"table": name, "variant": variant, "n": len(target)}
+        for field, score in scores.items():
+            result[field] = score(p, target)
+            if variant != "default":
+                result[f"{field}_gain_interval"] = bootstrap_interval(
+                    lambda a, b, t, score=score: score(a, t) - score(b, t), p, predicted["default"], target)
+        if len(repeated) >= MIN_REPEATED:
+            def vs_run(a, q, *columns):  # against one real run, averaged over the runs
+                return float(np.mean([top_spearman(a, c, q) for c in columns]))
+            result["repeated"] = len(repeated)
+            result["vs_run_top_spearman"] = vs_run(p[repeated], quality, *real.T)
+            if variant != "default":
+                result["vs_run_top_spearman_gain_interval"] = bootstrap_interval(
+                    lambda a, b, q, *columns: vs_run(a, q, *columns) - vs_run(b, q, *columns),
+                    p[repeated], predicted["default"][repeated], quality, *real.T)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    return results
+
+
+def cell(result: dict[str, Any], default: dict[str, Any], field: str) -> str:
+    if field not in result:
+        return "-"
+    if f"{field}_gain_interval" not in result:
+        return f"{result[field]:.3f}"
+    return "{:.3f} ({:+.3f} [{:+.3f}, {:+.3f}])".format(result[field], result[field] - default[field],
+                                                        *result[f"{field}_gain_interval"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default="builtin,fsdd,speech_commands_12", help="comma-separated table names")
+    parser.add_argument("--trees", type=int, default=300, help="boosting iterations (forest trees) per model")
+    parser.add_argument("--splits", type=int, default=3, help="shuffles of the 5 folds, predictions averaged")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_inputs")
+    args = parser.parse_args()
+    command = " ".join(["python benchmarks/surrogate_inputs.py", *sys.argv[1:]])
+    results = [r for name in args.tables.split(",") for r in compare(name, args.trees, args.splits)]
+    fields = ("spearman", "top_spearman", "vs_run_top_spearman")
+    lines = [f"`{command}`", "", f"Run {datetime.date.today().isoformat()} on {hardware_fingerprint()}; "
+             f"out-of-fold predictions averaged over {args.splits} shuffles of 5 folds; in brackets the "
+             "difference to the default with its paired bootstrap 95% interval over the architectures.", "",
+             "| table | variant | n | Spearman | best-quartile Spearman | best quartile vs a real run (repeated) |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        default = next(d for d in results if d["table"] == r["table"] and d["variant"] == "default")
+        lines.append(f"| {r['table']} | {r['variant']} | {r['n']} | "
+                     + " | ".join(cell(r, default, f) for f in fields) + " |")
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "splits": args.splits,
+                                                          "trees": args.trees, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
