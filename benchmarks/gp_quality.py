@@ -34,13 +34,15 @@ def split_scores(algorithm, U: np.ndarray, error: np.ndarray, n: int, rng: np.ra
     import torch
     from scipy.stats import spearmanr
 
+    from moo_audio.surrogate import best_quartile
+
     order = rng.permutation(len(U))
     train, test = order[:n], order[n:]
     X = torch.as_tensor(U, dtype=torch.float64)
     gp = algorithm.fit_gp(X[train], torch.as_tensor(-error[train, None], dtype=torch.float64))
     with torch.no_grad():
         predicted = -gp.posterior(X[test]).mean[:, 0].numpy()
-    best = error[test] <= np.quantile(error[test], 0.25)
+    best = best_quartile(error[test])
     return (float(spearmanr(predicted, error[test]).statistic),
             float(spearmanr(predicted[best], error[test][best]).statistic))
 

@@ -40,7 +40,7 @@ from surrogate_report import MIN_REPEATED, bootstrap_interval
 
 from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.space import Genome
-from moo_audio.surrogate import ERROR_MODELS, fitting_data, load_table, run_error_curves
+from moo_audio.surrogate import ERROR_MODELS, best_quartile, fitting_data, load_table, run_error_curves
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("default", "receptive field", "runs as weights", "both", "blend with forest")
@@ -63,8 +63,7 @@ def time_receptive_field(genome: Genome) -> list[float]:
 
 def top_spearman(predicted: np.ndarray, target: np.ndarray, quality: np.ndarray | None = None) -> float:
     """:attr:`~moo_audio.surrogate.Agreement.top_spearman` alone (the bootstraps call it thousands of times)."""
-    quality = target if quality is None else quality
-    top = quality <= np.quantile(quality, 0.25)
+    top = best_quartile(target if quality is None else quality)
     return float(spearmanr(predicted[top], target[top]).statistic)
 
 

@@ -125,6 +125,12 @@ def error_curves(row: dict[str, Any]) -> np.ndarray:
     return run_error_curves(row).mean(axis=0)
 
 
+def best_quartile(quality: np.ndarray) -> np.ndarray:
+    """The mask of the quarter of architectures with the lowest ``quality`` (error): where optimizers differ."""
+    quality = np.asarray(quality, float)
+    return quality <= np.quantile(quality, 0.25)
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How well predicted errors match target errors: overall, and among the best quarter of the
@@ -143,8 +149,7 @@ class Agreement:
     @classmethod
     def of(cls, predicted: np.ndarray, target: np.ndarray, quality: np.ndarray | None = None) -> Agreement:
         predicted, target = np.asarray(predicted, float), np.asarray(target, float)
-        quality = target if quality is None else np.asarray(quality, float)
-        top = quality <= np.quantile(quality, 0.25)
+        top = best_quartile(target if quality is None else quality)
         return cls(n=len(target), spearman=float(spearmanr(predicted, target).statistic),
                    kendall=float(kendalltau(predicted, target).statistic), r2=float(r2_score(target, predicted)),
                    mae=float(mean_absolute_error(target, predicted)),
