@@ -36,11 +36,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.model_selection import KFold, cross_val_predict
-from surrogate_report import MIN_REPEATED, bootstrap_interval
 
 from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.space import Genome
 from moo_audio.surrogate import ERROR_MODELS, best_quartile, fitting_data, load_table, run_error_curves
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from surrogate_report import MIN_REPEATED, bootstrap_interval
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("default", "receptive field", "runs as weights", "both", "blend with forest")
