@@ -69,15 +69,14 @@ def top_spearman(predicted: np.ndarray, target: np.ndarray, quality: np.ndarray 
     return float(spearmanr(predicted[top], target[top]).statistic)
 
 
-def out_of_fold(table, variant: str, trees: int, splits: int) -> np.ndarray:
-    """The variant's cross-validated final-epoch error of each architecture, averaged over ``splits``
-    shuffles of 5 folds."""
-    rows = table.trained()
-    X, Y = fitting_data(table)
+def out_of_fold(X: np.ndarray, Y: np.ndarray, extra: np.ndarray, weights: np.ndarray, variant: str, trees: int,
+                splits: int) -> np.ndarray:
+    """The variant's cross-validated final-epoch error of each architecture (inputs ``X``, curves ``Y``;
+    ``extra`` the receptive-field inputs, ``weights`` the runs per architecture), averaged over
+    ``splits`` shuffles of 5 folds."""
     if variant in ("receptive field", "both"):
-        X = np.hstack([X, np.array([time_receptive_field(g) for g in table.genomes(rows)])])
-    params = ({"sample_weight": np.array([len(run_error_curves(r)) for r in rows], float)}
-              if variant in ("runs as weights", "both") else {})
+        X = np.hstack([X, extra])
+    params = {"sample_weight": weights} if variant in ("runs as weights", "both") else {}
     models = ["curve_boosting", "forest"] if variant == "blend with forest" else ["curve_boosting"]
     predictions = []
     for split in range(splits):
@@ -92,16 +91,19 @@ def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
     """Every variant's agreement on the table ``name``, with intervals of its difference to the default."""
     table = load_table(name)
     rows = table.trained()
-    curves = fitting_data(table)[1]
+    X, curves = fitting_data(table)  # the networks' features, walked once for every variant
     target = curves[:, -1]
-    runs = [run_error_curves(r)[:, curves.shape[1] - 1] for r in rows]  # each run's final error
+    extra = np.array([time_receptive_field(g) for g in table.genomes(rows)])
+    all_runs = [run_error_curves(r) for r in rows]
+    weights = np.array([len(r) for r in all_runs], float)
+    runs = [r[:, curves.shape[1] - 1] for r in all_runs]  # each run's final error
     repeated = [i for i, r in enumerate(runs) if len(r) >= 2]
     n_runs = min((len(runs[i]) for i in repeated), default=0)
     real = np.array([runs[i][:n_runs] for i in repeated])
     quality = real.mean(axis=1) if repeated else None
     scores: dict[str, Callable[..., float]] = {"spearman": lambda p, t: spearmanr(p, t).statistic,
                                                "top_spearman": top_spearman}
-    predicted = {v: out_of_fold(table, v, trees, splits) for v in VARIANTS}
+    predicted = {v: out_of_fold(X, curves, extra, weights, v, trees, splits) for v in VARIANTS}
     results = []
     for variant, p in predicted.items():
         result: dict[str, Any] = {"table": name, "variant": variant, "n": len(target)}
