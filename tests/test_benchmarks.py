@@ -346,6 +346,22 @@ def test_surrogate_inputs_compares_variants_with_intervals(tmp_path):
     assert "| fsdd | blend with forest | 468 |" in (tmp_path / "inputs.md").read_text()
 
 
+def test_best_quarter_focus_weighs_the_best_quarter_of_its_training_curves():
+    from surrogate_inputs import BEST_QUARTER_WEIGHT, BestQuarterFocus
+
+    from moo_audio.surrogate import CurveBoosting
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    curves = np.exp(-np.abs(X[:, :1]) - np.linspace(0, 1, 4)) * rng.uniform(0.5, 1.0, (80, 1))
+    weights = np.where(curves[:, -1] <= np.quantile(curves[:, -1], 0.25), BEST_QUARTER_WEIGHT, 1.0)
+    focused = BestQuarterFocus(max_iter=20, random_state=0).fit(X, curves).predict(X)
+    by_hand = CurveBoosting(max_iter=20, random_state=0).fit(X, curves, sample_weight=weights).predict(X)
+    plain = CurveBoosting(max_iter=20, random_state=0).fit(X, curves).predict(X)
+    np.testing.assert_allclose(focused, by_hand)
+    assert not np.allclose(focused, plain)
+
+
 def test_tune_surrogate_quick(tmp_path):
     from moo_audio.surrogate import PartialTableWarning, SurrogateAudioNASProblem
 
