@@ -33,6 +33,7 @@ import datetime
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surrogate_report import MIN_REPEATED, bootstrap_interval
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("default", "receptive field", "runs as weights", "both", "blend with forest", "best quarter x4")
 #: the weight of a best-quarter curve in the ``best quarter x4`` variant (the rest weigh 1)
 BEST_QUARTER_WEIGHT = 4.0
 
@@ -62,6 +62,30 @@ class BestQuarterFocus(CurveBoosting):
         final = np.asarray(y, float).reshape(len(y), -1)[:, -1]
         focus = np.where(best_quartile(final), BEST_QUARTER_WEIGHT, 1.0)
         return super().fit(X, y, focus if sample_weight is None else focus * sample_weight)
+
+
+def default_model(trees: int) -> CurveBoosting:
+    return ERROR_MODELS["curve_boosting"](trees, 0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant changes in the default: the receptive-field inputs, the runs as weights, and
+    the models whose predictions it blends (geometric mean), each made for a number of trees."""
+
+    receptive_field: bool = False
+    run_weights: bool = False
+    models: Callable[[int], list[Any]] = lambda trees: [default_model(trees)]
+
+
+VARIANTS: dict[str, Variant] = {
+    "default": Variant(),
+    "receptive field": Variant(receptive_field=True),
+    "runs as weights": Variant(run_weights=True),
+    "both": Variant(receptive_field=True, run_weights=True),
+    "blend with forest": Variant(models=lambda trees: [default_model(trees), ERROR_MODELS["forest"](trees, 0)]),
+    "best quarter x4": Variant(models=lambda trees: [BestQuarterFocus(**default_model(trees).get_params())]),
+}
 
 
 def time_receptive_field(genome: Genome) -> list[float]:
@@ -85,17 +109,15 @@ def top_spearman(predicted: np.ndarray, target: np.ndarray, quality: np.ndarray 
     return float(spearmanr(predicted[top], target[top]).statistic)
 
 
-def out_of_fold(X: np.ndarray, Y: np.ndarray, extra: np.ndarray, weights: np.ndarray, variant: str, trees: int,
+def out_of_fold(X: np.ndarray, Y: np.ndarray, extra: np.ndarray, weights: np.ndarray, variant: Variant, trees: int,
                 splits: int) -> np.ndarray:
     """The variant's cross-validated final-epoch error of each architecture (inputs ``X``, curves ``Y``;
     ``extra`` the receptive-field inputs, ``weights`` the runs per architecture), averaged over
     ``splits`` shuffles of 5 folds."""
-    if variant in ("receptive field", "both"):
+    if variant.receptive_field:
         X = np.hstack([X, extra])
-    params = {"sample_weight": weights} if variant in ("runs as weights", "both") else {}
-    default = ERROR_MODELS["curve_boosting"](trees, 0)
-    models = {"blend with forest": [default, ERROR_MODELS["forest"](trees, 0)],
-              "best quarter x4": [BestQuarterFocus(**default.get_params())]}.get(variant, [default])
+    params = {"sample_weight": weights} if variant.run_weights else {}
+    models = variant.models(trees)
     predictions = []
     for split in range(splits):
         folds = KFold(5, shuffle=True, random_state=split)
@@ -121,7 +143,7 @@ def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
     quality = real.mean(axis=1) if repeated else None
     scores: dict[str, Callable[..., float]] = {"spearman": lambda p, t: spearmanr(p, t).statistic,
                                                "top_spearman": top_spearman}
-    predicted = {v: out_of_fold(X, curves, extra, weights, v, trees, splits) for v in VARIANTS}
+    predicted = {name: out_of_fold(X, curves, extra, weights, v, trees, splits) for name, v in VARIANTS.items()}
     results = []
     for variant, p in predicted.items():
         result: dict[str, Any] = {"table": name, "variant": variant, "n": len(target)}
