@@ -78,7 +78,7 @@ def main() -> None:
         "forest_params": {"base": model.base, **model.forest_params},
         "cv_report": dataclasses.asdict(model.cv_report),
         "command": f"python benchmarks/build_energy_model.py --n {args.n} --name {args.name}"
-                   f"{' --quick' if args.quick else ''}",
+                   f"{' --quick' if args.quick else ''}{f' --out {args.out}' if args.out else ''}",
     }
     (out / f"{args.name}.json").write_text(json.dumps(provenance, indent=1) + "\n")
     print(f"{len(records)} networks in {measure_s:.0f} s; 5-fold CV {model.cv_report}; wrote {out / args.name}.*")

@@ -8,21 +8,25 @@ script measures, on this host and with the model's own timing settings:
   channels, 64 mel bins), beyond what the shipped spaces hold;
 
 and reports, for each, how close the model's predictions are (within +/-10% and +/-20%, median and
-worst relative error, and how many networks the model flags as far outside what it was measured on):
-as predicted, and calibrated to the host's speed now (:mod:`moo_audio.energy.calibration`: the
-table's baselines, measured in the same passes as each sample and not part of it, give the factor
-by which the host runs slower or faster than when the table was measured). Then it measures the
+worst relative error, and how many networks the model flags as far outside what it was measured on),
+for the packaged model and for its table refitted with each other linear base (``--bases``; the same
+measurements score every model): as predicted, and calibrated to the host's speed now
+(:mod:`moo_audio.energy.calibration`: the table's baselines, measured in the same passes as each
+sample and not part of it, give the factor by which the host runs slower or faster than when the
+table was measured). Then it measures the
 reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest genome of
 ``SearchSpace()``) in float32 and int8.
 
     python benchmarks/energy_model.py                    # the packaged model, 100 networks per sample
     python benchmarks/energy_model.py --forest F.joblib  # a forest of your own (moo-audio energy measure)
+    python benchmarks/energy_model.py --table T.csv.gz   # a table of build_energy_model.py --out, per base
     python benchmarks/energy_model.py --quick            # 8 networks, short timing
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 import warnings
@@ -34,11 +38,12 @@ import numpy as np
 from moo_audio.costs import network_cost
 from moo_audio.energy.bundle import design
 from moo_audio.energy.calibration import QUICK_WIDTHS, calibration_genomes, host_speed
-from moo_audio.energy.forest import EnergyExtrapolationWarning, ForestEnergyModel, accuracy
+from moo_audio.energy.features import BASES
+from moo_audio.energy.forest import EnergyExtrapolationWarning, ForestEnergyModel, accuracy, fit_measurements
 from moo_audio.energy.measure import TimingSettings, measure_genomes
 from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance
 from moo_audio.energy.profiles import load_profile
-from moo_audio.energy.records import write_measurements
+from moo_audio.energy.records import read_measurements, write_measurements
 from moo_audio.nets import WIDTHS, baseline
 from moo_audio.problem_files import shipped_spaces
 from moo_audio.space import Block, FrontEnd, Genome, SearchSpace
@@ -92,14 +97,31 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="networks per sample")
     parser.add_argument("--forest", type=Path, help="a saved forest (default: the packaged model)")
     parser.add_argument("--packaged", default=DEFAULT_MODEL)
+    parser.add_argument("--table", type=Path, help="a table of build_energy_model.py --out (its provenance "
+                                                   "<name>.json beside it) to fit instead of the packaged one")
+    parser.add_argument("--bases", nargs="*", choices=[b for b in BASES if b], default=[b for b in BASES if b],
+                        help="linear bases to fit the table with (the packaged model: beside its own)")
     parser.add_argument("--seed", type=int, default=1, help="Sobol seed of the fresh samples (the model: 0)")
     parser.add_argument("--quick", action="store_true", help="8 networks per sample, short timing")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="folder of the measured tables")
     parser.add_argument("--results", type=Path, default=HERE / "results",
                         help="folder of energy_model.md (energy_model-quick.md with --quick)")
     args = parser.parse_args()
-    model = ForestEnergyModel.load(args.forest) if args.forest else load_packaged(args.packaged)
-    timing = provenance(args.packaged)["timing"] if not args.forest else {}
+    if args.forest:
+        models, timing = {"given": ForestEnergyModel.load(args.forest)}, {}
+    elif args.table:
+        info = json.loads(args.table.with_name(args.table.name.removesuffix(".csv.gz") + ".json").read_text())
+        table = read_measurements(args.table)
+        models = {f"table ({base})": fit_measurements(table, folds=0, **{**info["forest_params"], "base": base})
+                  for base in args.bases}
+        timing = info["timing"]
+    else:
+        packaged = load_packaged(args.packaged)
+        models = {f"packaged ({packaged.base})": packaged,
+                  **{f"refitted ({base})": load_packaged(args.packaged, base)
+                     for base in args.bases if base != packaged.base}}
+        timing = provenance(args.packaged)["timing"]
+    model = next(iter(models.values()))
     settings = TimingSettings(**timing)
     n = 8 if args.quick else args.n
     if args.quick:
@@ -117,11 +139,12 @@ def main() -> None:
         measured = measure_genomes({**genomes, **calibration}, profile, dtype=model.setup.get("dtype", "int8"),
                                    settings=settings, model=model)
         records = [r for r in measured if r.model_id in genomes]
-        speed = host_speed([r for r in measured if r.model_id in calibration], model)
         write_measurements(measured, args.out / f"energy_model-{label.split()[0]}.csv", overwrite=True)
-        results[label] = {"as predicted": errors(model, records), "speed": speed,
-                          "calibrated": errors(model, records, speed.factor)}
-        print(label, speed, results[label]["as predicted"], results[label]["calibrated"], flush=True)
+        for name, scored in models.items():
+            speed = host_speed([r for r in measured if r.model_id in calibration], scored)
+            results[label, name] = {"as predicted": errors(scored, records), "speed": speed,
+                                    "calibrated": errors(scored, records, speed.factor)}
+            print(label, name, speed, results[label, name]["calibrated"], flush=True)
     measure_s = time.perf_counter() - started
     reference = {"mobilenet_v1_x1.00": baseline("mobilenet_v1"), "mobilenet_v2_x1.00": baseline("mobilenet_v2"),
                  "ds_cnn_s": baseline("ds_cnn_s", n_classes=12), **extreme_genomes(SearchSpace())}
@@ -130,31 +153,36 @@ def main() -> None:
     write_measurements(ref_records, args.out / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
 
     command = "python benchmarks/energy_model.py" + (" --quick" if args.quick else f" --n {n}") + (
-        f" --forest {args.forest}" if args.forest else "")
+        f" --forest {args.forest}" if args.forest else "") + (f" --table {args.table}" if args.table else "") + (
+        f" --out {args.out}" if args.out != HERE / "out" else "")
     setup = ref_records[-1]
     lines = ["# Energy model on fresh samples", "",
-             f"`{command}`: model {model.name} (cross-validated when fitted: {model.cv_report}); measured in "
+             f"`{command}`: measured in "
              f"this process on {setup.hardware}, {setup.runtime}, 1-minute load average {load_before:.2f} "
              f"before, {os.getloadavg()[0]:.2f} after; {measure_s:.0f} s.", "",
              "Host speed now against the table's (measured / predicted energy of the "
              f"{len(calibration)} calibration networks, measured in the same passes as each sample):", ""]
-    lines += [f"- {label}: {r['speed']}" for label, r in results.items()]
-    lines += ["", "| sample | predictions | n | within +/-10% | within +/-20% | median error | worst error | MAPE "
-              "| flagged as outside |", "|---|---|---|---|---|---|---|---|---|"]
-    for label, both in results.items():
+    lines += [f"- {label}, {name}: {r['speed']}" for (label, name), r in results.items()]
+    lines += ["", "Models: " + "; ".join(
+        f"{name}: {scored.name}" + (f", cross-validated when fitted {scored.cv_report}"
+                                    if getattr(scored, "cv_report", None) else "")
+        for name, scored in models.items()) + ".", "",
+              "| sample | model | predictions | n | within +/-10% | within +/-20% | median error | worst error | MAPE "
+              "| flagged as outside |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (label, name), both in results.items():
         for kind in ("as predicted", "calibrated"):
             r = both[kind]
-            lines.append(f"| {label} | {kind} | {r['n']} | {100 * r['within_10']:.0f}% | {100 * r['within_20']:.0f}% | "
-                         f"{100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | {100 * r['mape']:.1f}% | "
-                         f"{r['flagged']} |")
-    names = list(next(iter(results.values()))["calibrated"]["within_10_by_group"])
+            lines.append(f"| {label} | {name} | {kind} | {r['n']} | {100 * r['within_10']:.0f}% | "
+                         f"{100 * r['within_20']:.0f}% | {100 * r['median']:.1f}% | {100 * r['worst']:.1f}% | "
+                         f"{100 * r['mape']:.1f}% | {r['flagged']} |")
+    groups = list(next(iter(results.values()))["calibrated"]["within_10_by_group"])
     lines += ["", "Within +/-10% of the calibrated predictions by representation and by measured latency "
               "(networks in brackets):", "",
-              "| sample | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, both in results.items():
+              "| sample | model | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+    for (label, name), both in results.items():
         cells = [f"{100 * share:.0f}% ({n})" if share is not None else "- (0)"
                  for n, share in both["calibrated"]["within_10_by_group"].values()]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
     lines += ["", "| network | MACs | dtype | latency ms (IQR) | energy mJ |", "|---|---|---|---|---|"]
     for r in ref_records:
         lines.append(f"| {r.model_id} | {network_cost(r.genome).macs:,} | {r.dtype} | "

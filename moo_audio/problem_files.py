@@ -163,7 +163,7 @@ class ProblemSpec:
             from moo_audio.energy.packaged import load_packaged
 
             if "packaged" in self.energy:
-                return load_packaged(self.energy["packaged"])
+                return load_packaged(self.energy["packaged"], self.energy.get("base"))
             self.check_data()
             try:
                 return ForestEnergyModel.load(self.energy["path"])
@@ -467,21 +467,27 @@ class _Parser:
         return value
 
     def energy(self, table: dict) -> dict:
+        from moo_audio.energy.features import BASES
         from moo_audio.energy.packaged import DEFAULT_MODEL, PACKAGED
 
         model = self.check_type("energy.model", table.get("model", "forest"), str)
         if model not in ENERGY_MODELS:
             self.fail("energy.model", f"unknown energy model {model!r}; expected one of {ENERGY_MODELS}")
         if model == "forest":
-            self.allowed(table, ("model", "path", "packaged"), "energy")
-            if "path" in table and "packaged" in table:
-                self.fail("energy.path", "give a forest file (path) or a packaged model (packaged), not both")
+            self.allowed(table, ("model", "path", "packaged", "base"), "energy")
+            if "path" in table and ("packaged" in table or "base" in table):
+                self.fail("energy.path", "give a forest file (path) or a packaged model (packaged, base), not both")
             if "path" in table:
                 return {"model": model, "path": self.path_value("energy.path", table["path"])}
             packaged = self.check_type("energy.packaged", table.get("packaged", DEFAULT_MODEL), str)
             if packaged not in PACKAGED:
                 self.fail("energy.packaged", f"unknown packaged energy model {packaged!r}; expected one of {PACKAGED}")
-            return {"model": model, "packaged": packaged}
+            out = {"model": model, "packaged": packaged}
+            if "base" in table:
+                out["base"] = self.check_type("energy.base", table["base"], str)
+                if out["base"] not in BASES:
+                    self.fail("energy.base", f"unknown base {out['base']!r}; expected one of {[b for b in BASES if b]}")
+            return out
         self.allowed(table, ("model", "pj_per_mac", "pj_per_byte", "dtype"), "energy")
         out = {"model": model}
         for key in ("pj_per_mac", "pj_per_byte"):

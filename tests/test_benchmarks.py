@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moo_audio.energy.packaged import provenance
 from moo_audio.problem_files import load_problem
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -394,11 +395,14 @@ def test_energy_model_quick(tmp_path):
     run_script("energy_model.py", "--quick", "--out", str(tmp_path), "--results", str(tmp_path))
     table = (tmp_path / "energy_model-quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| fresh", "| wider"))]
-    # per sample: as predicted and calibrated, then the breakdown
-    assert [row.split("|")[2].strip() for row in rows[:4]] == ["as predicted", "calibrated"] * 2
-    assert all(row.split("|")[3].strip() == "8" for row in rows[:4])
-    assert all(row.count("|") == 8 for row in rows[4:]) and len(rows) == 6  # 1-D, 2-D and four latency bands
-    assert table.count("host speed factor") == 2 and "of 5 calibration networks" in table
+    # per sample and model (the packaged one, its table refitted with the other base): as predicted
+    # and calibrated, then the breakdown
+    models = [f"packaged ({provenance()['forest_params']['base']})", "refitted (operators+tails)"]
+    assert [row.split("|")[2].strip() for row in rows[:8:2]] == models * 2
+    assert [row.split("|")[3].strip() for row in rows[:8]] == ["as predicted", "calibrated"] * 4
+    assert all(row.split("|")[4].strip() == "8" for row in rows[:8])
+    assert all(row.count("|") == 9 for row in rows[8:]) and len(rows) == 12  # 1-D, 2-D and four latency bands
+    assert table.count("host speed factor") == 4 and "of 5 calibration networks" in table
     assert "| ds_cnn_s |" in table and table.count("| int8 |") == 5
 
 

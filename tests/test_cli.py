@@ -90,6 +90,7 @@ def test_values_reach_the_classes(tmp_path):
     (GOOD + '\n[search]\nalgorithm = "simulated-annealing"\n', "search.algorithm", "unknown algorithm"),
     ('objectives = ["error"]\n' + GOOD, "objectives", "exactly"),
     (GOOD + '\n[energy]\npackaged = "phone"\n', "energy.packaged", "unknown packaged energy model"),
+    (GOOD + '\n[energy]\nbase = "quadratic"\n', "energy.base", "unknown base 'quadratic'"),
 ])
 def test_bad_problem_files_name_the_file_and_the_key(tmp_path, text, key, words):
     path = _write(tmp_path, text)

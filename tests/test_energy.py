@@ -22,10 +22,12 @@ from moo_audio.energy import AnalyticEnergyModel, EnergyModel
 from moo_audio.energy.bundle import design, import_results, load_manifest, write_bundle
 from moo_audio.energy.cli import add_energy_commands
 from moo_audio.energy.features import (
+    BASES,
     FEATURE_NAMES,
     LANES,
     OPERATOR_KINDS,
     OPERATOR_TERM_NAMES,
+    TAIL_TERMS,
     feature_dict,
     feature_matrix,
     operator_matrix,
@@ -399,7 +401,7 @@ def training():
     return genomes, energy
 
 
-@pytest.mark.parametrize("base", ["operators", None])
+@pytest.mark.parametrize("base", ["operators+tails", "operators", None])
 @pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
 def test_forest_fit_predict_and_spread(training, base):
     genomes, energy = training
@@ -407,7 +409,7 @@ def test_forest_fit_predict_and_spread(training, base):
     report = model.cross_validate(genomes, energy, folds=3)
     assert report.n == 60 and 0 <= report.within_10 <= report.within_20 <= 1
     model.fit(genomes[:50], energy[:50])
-    kind = "random-forest" if base is None else "operators+random-forest"
+    kind = "random-forest" if base is None else f"{base}+random-forest"
     assert isinstance(model, EnergyModel) and model.name == f"{kind}(p/int8, n=50)"
     mean, std = model.predict_with_spread(genomes[50:])
     np.testing.assert_allclose(mean, model.predict_mj(genomes[50:]))
@@ -476,6 +478,17 @@ def test_operator_kinds_single_channel_and_narrow_convolutions():
     assert terms["conv_depthwise_narrow_2d_im2col_elements"] == 0  # depthwise: nothing unfolded
 
 
+@pytest.mark.parametrize("channels, tail16, tail4", [(16, 0, 0), (24, 8, 0), (6, 6, 2), (43, 11, 3)])
+def test_tail_terms_count_the_channels_left_over_beyond_whole_blocks(channels, tail16, tail4):
+    genome = Genome(FrontEnd(n_mels=16, win_ms=40, hop_ms=20, representation="1d"), (Block("dsconv", channels, 3, 1),))
+    (pointwise,) = [c for c in network_cost(genome).layers if c.layer.op == "conv" and c.layer.taps == 1]
+    per_channel = pointwise.macs // channels
+    terms = operator_terms(genome)
+    assert terms["conv_pointwise_1d_tail16_macs"] == per_channel * tail16
+    assert terms["conv_pointwise_1d_tail4_macs"] == per_channel * tail4
+    assert terms["conv_pointwise_1d_lane_macs"] == per_channel * (channels + (-channels) % 16)
+
+
 @pytest.fixture(scope="module")
 def wide_sample():
     genomes = SearchSpace().sample(120, seed=0)
@@ -512,14 +525,36 @@ def test_forest_weight_follows_a_non_additive_residual(wide_sample):
 
 
 @pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # five networks on purpose
+@pytest.mark.filterwarnings("ignore:.*the linear base may overfit")  # tiny tables on purpose
+def test_each_base_reads_its_own_operator_terms(training, tmp_path):
+    """The ``operators`` base is blind to the leftover-channel terms (a model saved before they
+    existed loads and predicts as it did); ``operators+tails`` reads them."""
+    genomes, energy = training
+    X = GenomeFeatures().transform(genomes)
+    tails = [len(FEATURE_NAMES) + OPERATOR_TERM_NAMES.index(t) for t in OPERATOR_TERM_NAMES
+             if t.endswith(TAIL_TERMS)]
+    assert len(tails) == len(OPERATOR_KINDS) * len(TAIL_TERMS) and X[:, tails].any()
+    energy = energy + 2e-6 * X[:, tails].sum(axis=1)  # leftover channels cost more per MAC
+    blind = X.copy()
+    blind[:, tails] = 0
+    for base, changes in (("operators", False), ("operators+tails", True)):
+        model = ForestEnergyModel(base=base, n_estimators=20)
+        predicted = model.fit(X, energy).predict(X)
+        refitted = ForestEnergyModel(base=base, n_estimators=20).fit(blind, energy).predict(blind)
+        assert (not np.allclose(refitted, predicted)) == changes
+        saved = json.loads((model.save(tmp_path / f"{base}.joblib").parent / f"{base}.joblib.json").read_text())
+        assert saved["operator_term_names"] == list(BASES[base])
+    assert not any(t.endswith(TAIL_TERMS) for t in BASES["operators"])
+
+
 def test_operator_base_has_a_floor_where_no_coefficient_applies(tmp_path):
     """Fitted on five networks, the non-negative base gives a sixth zero energy (none of its
     operators got a coefficient): the base's floor keeps the prediction defined and positive."""
     genomes = SearchSpace().sample(40, seed=0)
     train, unseen = [genomes[i] for i in (17, 14, 1, 0, 22)], [genomes[23]]
     energy = np.array([1.017, 1.228, 0.457, 3.409, 2.568])
-    model = ForestEnergyModel(n_estimators=5).fit(train, energy)
-    terms = GenomeFeatures().transform(unseen)[:, len(FEATURE_NAMES):]
+    model = ForestEnergyModel(base="operators", n_estimators=5).fit(train, energy)
+    terms = model._base_terms(GenomeFeatures().transform(unseen))
     assert model.linear_.predict(terms)[0] <= 0  # the case itself
     assert model.base_floor_mj_ == pytest.approx(0.01 * energy.min())
     predicted = model.predict_mj(unseen)
@@ -615,6 +650,26 @@ def test_searches_predict_energy_with_the_packaged_forest(tmp_path, monkeypatch)
     load_packaged.cache_clear()
 
 
+def test_a_problem_file_refits_the_packaged_table_with_another_base(tmp_path, monkeypatch):
+    from moo_audio.energy.packaged import DEFAULT_MODEL, load_packaged, provenance
+    from moo_audio.problem_files import parse_problem
+
+    monkeypatch.setenv("MOO_AUDIO_CACHE", str(tmp_path))
+    load_packaged.cache_clear()
+    other = next(b for b in ("operators+tails", "operators") if b != provenance()["forest_params"]["base"])
+    text = f'name = "e"\n[dataset]\nname = "builtin"\n[energy]\nbase = "{other}"\n'
+    spec = parse_problem(text, tmp_path / "e.toml")
+    model = spec.energy_model()
+    assert model.base == other and model.name.startswith(f"packaged {DEFAULT_MODEL}: {other}+random-forest(")
+    assert model.cv_report.n == provenance()["networks"]  # cross-validated on its first fit, not the provenance's
+    assert spec.energy_fingerprint() != parse_problem(text.replace(f'base = "{other}"', ""),
+                                                      tmp_path / "e.toml").energy_fingerprint()
+    assert len(list((tmp_path / "energy").glob("*.joblib"))) == 2  # one cached fit per base
+    with pytest.raises(ValueError, match="unknown base 'cubic'"):
+        load_packaged(DEFAULT_MODEL, "cubic")
+    load_packaged.cache_clear()
+
+
 @pytest.mark.filterwarnings("ignore:.*the linear base may overfit")
 def test_a_forest_warns_far_outside_what_it_was_measured_on(training):
     from moo_audio.energy.forest import EnergyExtrapolationWarning
@@ -639,6 +694,8 @@ def test_energy_section_of_problem_files(tmp_path):
         parse_problem(base + '[energy]\npackaged = "nope"\n', tmp_path / "e.toml")
     with pytest.raises(ProblemFileError, match="not both"):
         parse_problem(base + '[energy]\npackaged = "onnxruntime-int8"\npath = "f.joblib"\n', tmp_path / "e.toml")
+    with pytest.raises(ProblemFileError, match="not both"):
+        parse_problem(base + '[energy]\nbase = "operators"\npath = "f.joblib"\n', tmp_path / "e.toml")
     assert parse_problem(base + '[energy]\nmodel = "analytic"\n', tmp_path / "e.toml").energy == {"model": "analytic"}
 
 

@@ -17,7 +17,7 @@ from moo_audio.energy.proxy import AnalyticEnergyModel, EnergyModel
 _LAZY = {
     "bundle": ("design", "import_results", "write_bundle"),
     "calibration": ("HostSpeed", "calibration_genomes", "host_speed", "measure_calibrated"),
-    "features": ("FEATURE_NAMES", "OPERATOR_TERM_NAMES", "feature_matrix", "operator_matrix"),
+    "features": ("BASES", "FEATURE_NAMES", "OPERATOR_TERM_NAMES", "feature_matrix", "operator_matrix"),
     "forest": ("AccuracyReport", "ForestEnergyModel", "accuracy", "fit_measurements"),
     "measure": ("TimingSettings", "export_onnx", "measure_genomes", "measure_pareto", "time_models"),
     "profiles": ("PROFILES", "DeviceProfile", "load_profile"),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from moo_audio.costs import DEFAULT_DTYPE, DTYPES
+from moo_audio.energy.features import BASES, DEFAULT_BASE
 from moo_audio.energy.profiles import PROFILES
 
 FOREST_FILE, MEASUREMENTS_FILE = "forest.joblib", "measurements.csv"
@@ -112,9 +113,10 @@ def add_energy_commands(subparsers: argparse._SubParsersAction) -> None:
 
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds")
-        p.add_argument("--base", choices=("operators", "none"), default="operators",
+        p.add_argument("--base", choices=[b or "none" for b in BASES], default=DEFAULT_BASE,
                        help="the forest corrects a non-negative linear model of the operators' "
-                            "counts, MACs and elements (default), or predicts alone (none)")
+                            "counts, MACs and elements, with (default) or without the MACs of "
+                            "channels left over beyond whole SIMD blocks, or predicts alone (none)")
 
     measure = sub.add_parser("measure", help="measure a sample on this host, fit and save the forest")
     sample_args(measure)

@@ -7,8 +7,9 @@ Convolutions are *pointwise* (1x1, not grouped), *depthwise* (grouped) or *full*
 
 :func:`operator_matrix` gives a second, additive description for the energy model's linear base
 (:mod:`moo_audio.energy.forest`): per operator kind (convolutions by kind and by 1-D/2-D), sums
-of per-operator terms (count, MACs, MACs in whole SIMD lanes, unfolded elements, positions,
-elements in and out; :func:`operator_terms`), plus a constant (the per-call overhead). Latency is
+of per-operator terms (count, MACs, MACs in whole SIMD lanes, MACs of the channels left over
+beyond whole blocks of 16 and of 4, unfolded elements, positions, elements in and out;
+:func:`operator_terms`), plus a constant (the per-call overhead). Latency is
 close to a sum over operators of such terms with non-negative weights, which a tree model cannot
 extrapolate.
 """
@@ -42,11 +43,27 @@ OPERATOR_KINDS = tuple(f"conv_{kind}_{rank}" for kind in ("full", "pointwise", "
                                                            "in1", "out1") for rank in ("1d", "2d")) \
     + ("maxpool", "add", "gap", "linear")
 #: per-kind terms of :func:`operator_matrix` (see :func:`operator_terms`)
-OPERATOR_TERMS = ("count", "macs", "lane_macs", "im2col_elements", "positions", "in_elements", "out_elements")
-#: column names of :func:`operator_matrix`
-OPERATOR_TERM_NAMES = ("constant",) + tuple(f"{kind}_{term}" for kind in OPERATOR_KINDS for term in OPERATOR_TERMS)
 #: SIMD width, in int8 lanes, to which ``lane_macs`` round the output channels up
 LANES = 16
+#: channel blocks whose leftover channels each get a ``tail<block>_macs`` term: kernels that compute
+#: whole blocks of channels finish the rest in narrower or scalar loops, slower per MAC (measured:
+#: networks with a tenth or more of their MACs in 2-D depthwise layers of 8 + 16k channels ran 15%
+#: slower than the terms without tails predicted; ``benchmarks/energy_terms.py``)
+TAIL_BLOCKS = (LANES, 4)
+#: the per-kind terms of the leftover channels
+TAIL_TERMS = tuple(f"tail{block}_macs" for block in TAIL_BLOCKS)
+OPERATOR_TERMS = ("count", "macs", "lane_macs", *TAIL_TERMS, "im2col_elements", "positions", "in_elements",
+                  "out_elements")
+#: column names of :func:`operator_matrix`
+OPERATOR_TERM_NAMES = ("constant",) + tuple(f"{kind}_{term}" for kind in OPERATOR_KINDS for term in OPERATOR_TERMS)
+#: the linear bases of :class:`~moo_audio.energy.forest.ForestEnergyModel` by name -> the operator
+#: terms each is fitted on; ``None``: no base (the forest alone)
+BASES: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "operators": tuple(t for t in OPERATOR_TERM_NAMES if not t.endswith(TAIL_TERMS)),
+    "operators+tails": OPERATOR_TERM_NAMES,
+}
+DEFAULT_BASE = "operators+tails"
 #: depthwise convolutions over fewer channels are ``depthwise_narrow``
 NARROW = 8
 
@@ -58,7 +75,8 @@ def _conv_kind(cost: LayerCost) -> str:
     return "pointwise" if layer.taps == 1 else "full"
 
 
-def _operator_kind(cost: LayerCost) -> str:
+def operator_kind(cost: LayerCost) -> str:
+    """The :data:`OPERATOR_KINDS` entry of one layer."""
     layer = cost.layer
     if layer.op != "conv":
         return layer.op
@@ -77,9 +95,11 @@ def _operator_values(cost: LayerCost) -> tuple[int, ...]:
     layer = cost.layer
     positions = math.prod(layer.out_shape[1:])
     lanes = -(-layer.out_channels // LANES) * LANES
-    lane_macs = cost.macs // layer.out_channels * lanes if cost.macs else 0
-    im2col = cost.macs // layer.out_channels if layer.op == "conv" and layer.taps > 1 and layer.groups == 1 else 0
-    return (1, cost.macs, lane_macs, im2col, positions, math.prod(layer.in_shape), math.prod(layer.out_shape))
+    per_channel = cost.macs // layer.out_channels
+    tails = tuple(per_channel * (layer.out_channels % block) for block in TAIL_BLOCKS)
+    im2col = per_channel if layer.op == "conv" and layer.taps > 1 and layer.groups == 1 else 0
+    return (1, cost.macs, per_channel * lanes, *tails, im2col, positions, math.prod(layer.in_shape),
+            math.prod(layer.out_shape))
 
 
 def operator_terms(genome: Genome) -> dict[str, float]:
@@ -87,14 +107,16 @@ def operator_terms(genome: Genome) -> dict[str, float]:
 
     Per operator kind: ``count`` operators; their ``macs``; ``lane_macs``, the MACs with the
     output channels rounded up to :data:`LANES` (the work of SIMD kernels that compute whole
-    blocks of channels); ``im2col_elements``, the elements a full convolution unfolds
+    blocks of channels); ``tail16_macs`` and ``tail4_macs``, the MACs of the output channels left
+    over beyond whole blocks of 16 and of 4 (:data:`TAIL_BLOCKS`); ``im2col_elements``, the
+    elements a full convolution unfolds
     (positions x input channels x kernel taps); output ``positions``; and the ``in_elements``
     and ``out_elements`` read and written. ``constant`` is 1 (the per-call overhead).
     """
     terms = dict.fromkeys(OPERATOR_TERM_NAMES, 0.0)
     terms["constant"] = 1.0
     for cost in network_cost(genome).layers:
-        kind = _operator_kind(cost)
+        kind = operator_kind(cost)
         if kind not in OPERATOR_KINDS:
             raise ValueError(f"layer {cost.layer.name}: operator kind {kind!r} is not one of {OPERATOR_KINDS}")
         for term, value in zip(OPERATOR_TERMS, _operator_values(cost)):

@@ -3,18 +3,21 @@
 A scikit-learn ``RandomForestRegressor`` maps the features of :mod:`moo_audio.energy.features`
 to log-energy: energies span orders of magnitude and the error that matters is relative.
 
-By default (``base="operators"``) the forest corrects a linear base rather than predicting
+By default (``base="operators+tails"``) the forest corrects a linear base rather than predicting
 energy alone: the base is a non-negative linear model of the operator terms
 (:func:`~moo_audio.energy.features.operator_matrix`: per operator kind, the count, MACs, MACs
-in whole SIMD lanes, unfolded elements, positions and elements in and out; plus a constant),
-fitted to minimise relative error, and the forest
+in whole SIMD lanes, MACs of the channels left over beyond whole blocks of 16 and of 4, unfolded
+elements, positions and elements in and out; plus a constant), fitted to minimise relative
+error, and the forest
 learns ``log(energy / base)``. A forest is piecewise constant, so on its own it is coarse over
 four orders of magnitude of latency and cannot extrapolate beyond its training range; the base
 carries the scale, the forest what is not additive. The forest's correction is weighted by
 ``forest_weight`` in ``[0, 1]``, the least-squares weight of its out-of-bag predictions of the
 residual: a forest that only fits the measurement noise (its out-of-bag predictions do not
-explain the residual) gets a weight near 0 instead of adding its noise to the base. ``base=None``
-is the forest alone on ``log(energy)`` (weight 1).
+explain the residual) gets a weight near 0 instead of adding its noise to the base.
+``base="operators"`` is the same base without the leftover-channel terms (the packaged model's:
+see :mod:`moo_audio.energy.packaged`); ``base=None`` is the forest alone on ``log(energy)``
+(weight 1).
 
 The prediction is the base times ``exp`` of the weighted forest's mean log-prediction (the
 geometric mean of the trees); the spread is the standard deviation over the trees of the base
@@ -49,7 +52,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 from sklearn.utils.validation import check_is_fitted
 
-from moo_audio.energy.features import FEATURE_NAMES, OPERATOR_TERM_NAMES, feature_matrix, operator_matrix
+from moo_audio.energy.features import (
+    BASES,
+    DEFAULT_BASE,
+    FEATURE_NAMES,
+    OPERATOR_TERM_NAMES,
+    feature_matrix,
+    operator_matrix,
+)
 from moo_audio.energy.records import Measurement, check_same_setup
 from moo_audio.space import Genome
 
@@ -84,7 +94,6 @@ def accuracy(measured: Sequence[float], predicted: Sequence[float]) -> AccuracyR
                           float(np.mean(relative <= 0.10)), float(np.mean(relative <= 0.20)))
 
 
-BASES = (None, "operators")
 #: the linear base's lowest energy, as a fraction of the cheapest measured network's
 BASE_FLOOR = 0.01
 #: columns of the matrix :class:`GenomeFeatures` makes: the forest's features, then the base's terms
@@ -131,14 +140,15 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
     Args:
         setup: where the training energies were measured (method, device profile, hardware,
             runtime, dtype, threads), kept as metadata.
-        base: ``"operators"`` (default; see the module docstring) or ``None`` (the forest alone).
+        base: ``"operators+tails"`` (default), ``"operators"`` (without the leftover-channel terms;
+            see the module docstring) or ``None`` (the forest alone).
         n_estimators, min_samples_leaf, random_state: passed to ``RandomForestRegressor``.
     """
 
-    def __init__(self, setup: Mapping[str, str] | None = None, *, base: str | None = "operators",
+    def __init__(self, setup: Mapping[str, str] | None = None, *, base: str | None = DEFAULT_BASE,
                  n_estimators: int = 300, min_samples_leaf: int = 1, random_state: int = 0):
         if base not in BASES:
-            raise ValueError(f"unknown base {base!r}; expected one of {BASES}")
+            raise ValueError(f"unknown base {base!r}; expected one of {list(BASES)}")
         self.setup, self.base = setup, base
         self.n_estimators, self.min_samples_leaf, self.random_state = n_estimators, min_samples_leaf, random_state
 
@@ -162,6 +172,10 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         packaged = getattr(self, "packaged", None)
         return (f"packaged {packaged}: " if packaged else "") + \
             f"{kind}({where or 'unspecified setup'}, n={getattr(self, 'n_train_', 0)})"
+
+    def _base_terms(self, M: np.ndarray) -> np.ndarray:
+        """The columns of a :class:`GenomeFeatures` matrix that this model's base is fitted on."""
+        return M[:, [len(FEATURE_NAMES) + OPERATOR_TERM_NAMES.index(t) for t in BASES[self.base]]]
 
     def _base_mj(self, terms: np.ndarray) -> np.ndarray:
         """The linear base's energies for operator terms (ones without a base)."""
@@ -187,7 +201,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         if bad.size:
             raise ValueError(f"energy_mj[{bad[0]}] = {float(energy[bad[0]])!r}: energies must be finite and > 0")
         M = _as_matrix(X)
-        features, terms = M[:, :len(FEATURE_NAMES)], M[:, len(FEATURE_NAMES):]
+        features, terms = M[:, :len(FEATURE_NAMES)], self._base_terms(M)
         # MaxAbsScaler keeps signs, so the scaled coefficients stay non-negative; the constant term
         # is a column, so that the per-call overhead is non-negative too
         self.linear_ = None if self.base is None else make_pipeline(
@@ -230,7 +244,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "forest_", msg="this ForestEnergyModel is not fitted yet; call fit() or load()")
         M = _as_matrix(X)
         features = M[:, :len(FEATURE_NAMES)]
-        return (np.log(self._base_mj(M[:, len(FEATURE_NAMES):])),
+        return (np.log(self._base_mj(self._base_terms(M))),
                 np.stack([tree.predict(features) for tree in self.forest_.estimators_]))
 
     def predict(self, X) -> np.ndarray:
@@ -290,7 +304,7 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
         joblib.dump({"forest": self.forest_, "linear": self.linear_}, path)
         cv_report = getattr(self, "cv_report", None)
         meta = {"feature_names": list(FEATURE_NAMES), "base": self.base,
-                "operator_term_names": list(OPERATOR_TERM_NAMES) if self.base else None,
+                "operator_term_names": list(BASES[self.base]) if self.base else None,
                 "sklearn_version": sklearn.__version__, "n_train": self.n_train_,
                 "forest_params": self.forest_params, "forest_weight": self.forest_weight_,
                 "base_floor_mj": self.base_floor_mj_,
@@ -315,7 +329,9 @@ class ForestEnergyModel(RegressorMixin, BaseEstimator):
                              "by an older moo_audio must be refitted on its measurements") from None
         _check_names(path, "feature", features, FEATURE_NAMES)
         if base is not None:
-            _check_names(path, "operator term", meta.get("operator_term_names") or [], OPERATOR_TERM_NAMES)
+            if base not in BASES:
+                raise ValueError(f"{path} has an unknown base {base!r}; expected one of {list(BASES)}")
+            _check_names(path, "operator term", meta.get("operator_term_names") or [], BASES[base])
         if version != sklearn.__version__:
             warnings.warn(f"{path} was saved with scikit-learn {version} and is loaded with "
                           f"{sklearn.__version__}: predictions may differ or fail; refit it on its "

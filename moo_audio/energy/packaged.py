@@ -14,12 +14,11 @@ and a 300-tree forest weighs megabytes where its table weighs kilobytes.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import tempfile
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,26 +50,45 @@ def _cache_root() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "moo_audio") / "energy"
 
 
-@lru_cache(maxsize=len(PACKAGED))
-def load_packaged(name: str = DEFAULT_MODEL):
-    """The packaged forest ``name``: read from the user cache, else fitted on its table and cached."""
-    import sklearn
-
-    from moo_audio.energy.forest import AccuracyReport, ForestEnergyModel, fit_measurements
+def packaged_measurements(name: str = DEFAULT_MODEL) -> list:
+    """The measured networks of the packaged model ``name``: its table's
+    :class:`~moo_audio.energy.records.Measurement` s."""
     from moo_audio.energy.records import read_measurements
 
-    table, _ = _files(name)
+    return read_measurements(_files(name)[0])
+
+
+@cache
+def load_packaged(name: str = DEFAULT_MODEL, base: str | None = None):
+    """The packaged forest ``name``: read from the user cache, else fitted on its table and cached.
+
+    ``base``: the linear base (:data:`~moo_audio.energy.features.BASES`) to fit the table with;
+    ``None``, the one its provenance names (whose cross-validated accuracy it records; another
+    base is cross-validated when first fitted).
+    """
+    import sklearn
+
+    from moo_audio.energy.features import BASES
+    from moo_audio.energy.forest import MATRIX_COLUMNS, AccuracyReport, ForestEnergyModel, fit_measurements
+
     info = provenance(name)
-    cached = _cache_root() / f"{name}-{table_sha256(name)[:12]}-sklearn{sklearn.__version__}.joblib"
+    params = info["forest_params"]
+    as_packaged = base is None or base == params["base"]
+    if not as_packaged and base not in BASES:
+        raise ValueError(f"unknown base {base!r} for packaged energy model {name!r}; expected one of "
+                         f"{[b for b in BASES if b]}")
+    base = params["base"] if as_packaged else base
+    # keyed by the table, the base, the feature and term lists and scikit-learn: a change to any needs a refit
+    columns = hashlib.sha256("\n".join(MATRIX_COLUMNS).encode()).hexdigest()[:8]
+    cached = _cache_root() / (f"{name}-{table_sha256(name)[:12]}-{base}-{columns}-"
+                              f"sklearn{sklearn.__version__}.joblib")
     if cached.is_file():
         model = ForestEnergyModel.load(cached)
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            csv = Path(tmp) / "measurements.csv"
-            csv.write_bytes(gzip.decompress(table.read_bytes()))
-            records = read_measurements(csv)
-        model = fit_measurements(records, folds=0, **info["forest_params"])
-        model.cv_report = AccuracyReport(**info["cv_report"])
+        model = fit_measurements(packaged_measurements(name), folds=0 if as_packaged else 5,
+                                 **{**params, "base": base})
+        if as_packaged:
+            model.cv_report = AccuracyReport(**info["cv_report"])
         cached.parent.mkdir(parents=True, exist_ok=True)
         # saved beside the cache and moved in, the sidecar first: a search's workers fitting at
         # once never read a half-written file

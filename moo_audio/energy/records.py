@@ -9,6 +9,7 @@ energies of different machines or methods.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -159,12 +160,13 @@ def read_table(path: str | os.PathLike, required: Sequence[str],
     """Rows of a CSV as ``(location, row)``, after checking its columns.
 
     Missing and unknown columns are errors (an unknown column is usually a misspelt one whose
-    values would otherwise be ignored). ``location`` reads ``"FILE: line N"``.
+    values would otherwise be ignored). ``location`` reads ``"FILE: line N"``. A ``.gz`` file is
+    read decompressed.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    with path.open(newline="") as f:
+    with (gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="")) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames
         if not header:
