@@ -20,6 +20,7 @@ reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest 
     python benchmarks/energy_model.py                    # the packaged model, 100 networks per sample
     python benchmarks/energy_model.py --forest F.joblib  # a forest of your own (moo-audio energy measure)
     python benchmarks/energy_model.py --table T.csv.gz   # a table of build_energy_model.py --out, per base
+    python benchmarks/energy_model.py --out D --rescore  # score the measurements an earlier run stored in D
     python benchmarks/energy_model.py --quick            # 8 networks, short timing
 """
 
@@ -92,6 +93,12 @@ def errors(model, records, factor: float = 1.0) -> dict[str, float]:
                                    for k, m in groups.items()}}
 
 
+def _stored(path: Path) -> Path:
+    """A measured table an earlier run wrote, as written or gzipped."""
+    gzipped = path.with_name(path.name + ".gz")
+    return gzipped if gzipped.is_file() and not path.is_file() else path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="networks per sample")
@@ -106,6 +113,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out", help="folder of the measured tables")
     parser.add_argument("--results", type=Path, default=HERE / "results",
                         help="folder of energy_model.md (energy_model-quick.md with --quick)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the measurements stored in --out by an earlier run instead of measuring")
     args = parser.parse_args()
     if args.forest:
         models, timing = {"given": ForestEnergyModel.load(args.forest)}, {}
@@ -136,10 +145,17 @@ def main() -> None:
     calibration = calibration_genomes(list(shipped_spaces().values()), QUICK_WIDTHS if args.quick else WIDTHS)
     results, started = {}, time.perf_counter()
     for label, genomes in samples.items():
-        measured = measure_genomes({**genomes, **calibration}, profile, dtype=model.setup.get("dtype", "int8"),
-                                   settings=settings, model=model)
+        stored = args.out / f"energy_model-{label.split()[0]}.csv"
+        if args.rescore:
+            measured = read_measurements(_stored(stored))
+        else:
+            measured = measure_genomes({**genomes, **calibration}, profile, dtype=model.setup.get("dtype", "int8"),
+                                       settings=settings, model=model)
+            measured = read_measurements(write_measurements(measured, stored, overwrite=True))  # scored as stored
         records = [r for r in measured if r.model_id in genomes]
-        write_measurements(measured, args.out / f"energy_model-{label.split()[0]}.csv", overwrite=True)
+        if len(records) != len(genomes):
+            raise SystemExit(f"{stored}: {len(records)} of the sample's {len(genomes)} networks; rescore with the "
+                             "--n and --seed of the run that measured it")
         for name, scored in models.items():
             speed = host_speed([r for r in measured if r.model_id in calibration], scored)
             results[label, name] = {"as predicted": errors(scored, records), "speed": speed,
@@ -148,18 +164,24 @@ def main() -> None:
     measure_s = time.perf_counter() - started
     reference = {"mobilenet_v1_x1.00": baseline("mobilenet_v1"), "mobilenet_v2_x1.00": baseline("mobilenet_v2"),
                  "ds_cnn_s": baseline("ds_cnn_s", n_classes=12), **extreme_genomes(SearchSpace())}
-    ref_records = [r for dtype in ("float32", "int8")
-                   for r in measure_genomes(reference, profile, dtype=dtype, settings=settings)]
-    write_measurements(ref_records, args.out / "energy_model_reference.csv", overwrite=True, allow_mixed=True)
+    stored = args.out / "energy_model_reference.csv"
+    if args.rescore:
+        ref_records = read_measurements(_stored(stored), allow_mixed=True)
+    else:
+        ref_records = [r for dtype in ("float32", "int8")
+                       for r in measure_genomes(reference, profile, dtype=dtype, settings=settings)]
+        ref_records = read_measurements(write_measurements(ref_records, stored, overwrite=True, allow_mixed=True),
+                                        allow_mixed=True)
 
     command = "python benchmarks/energy_model.py" + (" --quick" if args.quick else f" --n {n}") + (
         f" --forest {args.forest}" if args.forest else "") + (f" --table {args.table}" if args.table else "") + (
-        f" --out {args.out}" if args.out != HERE / "out" else "")
+        f" --out {args.out}" if args.out != HERE / "out" else "") + (" --rescore" if args.rescore else "")
     setup = ref_records[-1]
-    lines = ["# Energy model on fresh samples", "",
-             f"`{command}`: measured in "
-             f"this process on {setup.hardware}, {setup.runtime}, 1-minute load average {load_before:.2f} "
-             f"before, {os.getloadavg()[0]:.2f} after; {measure_s:.0f} s.", "",
+    where = (f"measured by an earlier run on {setup.hardware}, {setup.runtime}, stored in {args.out} and scored "
+             "here" if args.rescore else
+             f"measured in this process on {setup.hardware}, {setup.runtime}, 1-minute load average "
+             f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after; {measure_s:.0f} s")
+    lines = ["# Energy model on fresh samples", "", f"`{command}`: {where}.", "",
              "Host speed now against the table's (measured / predicted energy of the "
              f"{len(calibration)} calibration networks, measured in the same passes as each sample):", ""]
     lines += [f"- {label}, {name}: {r['speed']}" for (label, name), r in results.items()]

@@ -404,6 +404,12 @@ def test_energy_model_quick(tmp_path):
     assert all(row.count("|") == 9 for row in rows[8:]) and len(rows) == 12  # 1-D, 2-D and four latency bands
     assert table.count("host speed factor") == 4 and "of 5 calibration networks" in table
     assert "| ds_cnn_s |" in table and table.count("| int8 |") == 5
+    # the stored measurements score again, without measuring, to the same figures
+    rescored = tmp_path / "rescored"
+    run_script("energy_model.py", "--quick", "--out", str(tmp_path), "--results", str(rescored), "--rescore")
+    again = (rescored / "energy_model-quick.md").read_text()
+    assert "--rescore`: measured by an earlier run" in again
+    assert again.split("Host speed now")[1] == table.split("Host speed now")[1]
 
 
 def test_parallel_cpu_quick(tmp_path):

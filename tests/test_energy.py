@@ -263,6 +263,13 @@ def test_mixed_setups_are_refused_unless_allowed(tmp_path):
     with pytest.raises(ValueError, match=r"mix method values \['counter', 'power_x_time'\]"):
         read_measurements(path)
     assert len(read_measurements(path, allow_mixed=True)) == 2
+    # one network in two setups (a reference table in float32 and int8) reads back; twice in one does not
+    twice = [_record("a"), _record("a", dtype="float32")]
+    path = write_measurements(twice, tmp_path / "twice.csv", allow_mixed=True)
+    assert read_measurements(path, allow_mixed=True) == twice
+    path = write_measurements(twice + twice[:1], tmp_path / "thrice.csv", allow_mixed=True)
+    with pytest.raises(ValueError, match="line 4, column model_id: 'a in setup .*int8.*' duplicates"):
+        read_measurements(path, allow_mixed=True)
 
 
 # ---- bundle and import -------------------------------------------------------------------

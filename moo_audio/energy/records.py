@@ -238,7 +238,10 @@ def read_measurements(path: str | os.PathLike, *, allow_mixed: bool = False) -> 
     rows = read_table(path, [c for c in COLUMNS if c not in _OPTIONAL], _OPTIONAL)
     records, seen = [], {}
     for where, row in rows:
-        check_unique(row["model_id"], where, seen)
+        key = row["model_id"]
+        if allow_mixed and key:  # one network may recur in other setups (float32 and int8, say)
+            key = f"{key} in setup {'/'.join(row.get(c) or '' for c in SETUP_COLUMNS)}"
+        check_unique(key, where, seen)
         records.append(Measurement(
             model_id=row["model_id"], genome=parse_genome(row["genome"], where),
             dtype=parse_choice(row, "dtype", where, DTYPES),
