@@ -46,9 +46,10 @@ OPERATOR_KINDS = tuple(f"conv_{kind}_{rank}" for kind in ("full", "pointwise", "
 #: SIMD width, in int8 lanes, to which ``lane_macs`` round the output channels up
 LANES = 16
 #: channel blocks whose leftover channels each get a ``tail<block>_macs`` term: kernels that compute
-#: whole blocks of channels finish the rest in narrower or scalar loops, slower per MAC (measured:
-#: networks with a tenth or more of their MACs in 2-D depthwise layers of 8 + 16k channels ran 15%
-#: slower than the terms without tails predicted; ``benchmarks/energy_terms.py``)
+#: whole blocks of channels finish the rest in narrower or scalar loops, slower per MAC (measured on
+#: an Intel Xeon: networks with a tenth or more of their MACs in 2-D depthwise layers of 8 + 16k
+#: channels ran 15% slower than the terms without tails predicted, 4% on an AMD EPYC;
+#: ``benchmarks/energy_terms.py``)
 TAIL_BLOCKS = (LANES, 4)
 #: the per-kind terms of the leftover channels
 TAIL_TERMS = tuple(f"tail{block}_macs" for block in TAIL_BLOCKS)
