@@ -13,9 +13,8 @@ for the packaged model and for its table refitted with each other linear base (`
 measurements score every model): as predicted, and calibrated to the host's speed now
 (:mod:`moo_audio.energy.calibration`: the table's baselines, measured in the same passes as each
 sample and not part of it, give the factor by which the host runs slower or faster than when the
-table was measured). Then it measures the
-reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the smallest and the largest genome of
-``SearchSpace()``) in float32 and int8.
+table was measured). Then it measures the reference networks (MobileNetV1/V2 x1.0, DS-CNN-S, the
+smallest and the largest genome of ``SearchSpace()``) in float32 and int8.
 
     python benchmarks/energy_model.py                    # the packaged model, 100 networks per sample
     python benchmarks/energy_model.py --forest F.joblib  # a forest of your own (moo-audio energy measure)

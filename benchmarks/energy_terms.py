@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -67,12 +68,14 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=3, help="shuffles of the 5 folds")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from surrogate_report import bootstrap_interval
+
     from moo_audio.energy.features import BASES
     from moo_audio.energy.forest import GenomeFeatures
     from moo_audio.energy.records import read_measurements
 
     bases = [b for b in BASES if b is not None]
-    rng = np.random.default_rng(0)
     report = {"command": f"python benchmarks/energy_terms.py --splits {args.splits}", "tables": {}}
     for label, path in TABLES.items():
         records = read_measurements(path)
@@ -100,8 +103,7 @@ def main() -> None:
                     "measured_over_predicted_others": float(np.exp(ratio[~heavy].mean()))}
         for base in bases[1:]:
             diff = hits[base] - hits[bases[0]]
-            boot = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(2000)]
-            rows[base]["difference_all"] = [float(diff.mean()), *map(float, np.percentile(boot, [2.5, 97.5]))]
+            rows[base]["difference_all"] = [float(diff.mean()), *bootstrap_interval(np.mean, diff)]
         report["tables"][label].update({"path": str(path.relative_to(HERE.parent)), "bases": rows})
 
     names = list(next(iter(report["tables"].values()))["bases"][bases[0]])

@@ -143,7 +143,7 @@ def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
     quality = real.mean(axis=1) if repeated else None
     scores: dict[str, Callable[..., float]] = {"spearman": lambda p, t: spearmanr(p, t).statistic,
                                                "top_spearman": top_spearman}
-    predicted = {name: out_of_fold(X, curves, extra, weights, v, trees, splits) for name, v in VARIANTS.items()}
+    predicted = {label: out_of_fold(X, curves, extra, weights, v, trees, splits) for label, v in VARIANTS.items()}
     results = []
     for variant, p in predicted.items():
         result: dict[str, Any] = {"table": name, "variant": variant, "n": len(target)}
