@@ -14,7 +14,11 @@ Algorithms (``--algorithms``, default all):
   values go to the sampler through ``constraints_func``; ``ax`` (Ax's ``Client`` with its default
   generation strategy: Sobol, then qLogNEHVI on a GP per objective and constraint; choices as Ax
   choice parameters, ordered where numeric; ``BoTorchMOBO``'s initial design size and batch size;
-  the ``bench`` extra).
+  the ``bench`` extra) and ``smac`` (SMAC3's ``HyperparameterOptimizationFacade`` with its
+  multi-objective algorithm, ParEGO: a random forest on a randomly weighted scalarisation, one trial
+  at a time; choices as ConfigSpace categorical hyperparameters, ordinal where numeric; a Sobol
+  initial design of ``BoTorchMOBO``'s size; an infeasible trial is told as failed, SMAC's own
+  mechanism for it, at the worst cost the run has seen; the ``bench`` extra).
 
 Every algorithm runs ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations (evaluations beyond the
 budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see ``benchmarks/_hv.py``):
@@ -71,9 +75,9 @@ import _hv
 #: would leave two generations in 200 evaluations); the builtin problem file uses 12 for 60
 POP_SIZE = 20
 OURS = ("hybrid", "botorch", "evolution", "pso")
-PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-gp", "optuna-nsga2", "ax")
+PEERS = ("nsga2", "smsemoa", "random", "optuna-tpe", "optuna-gp", "optuna-nsga2", "ax", "smac")
 #: the module each peer family needs and the extra of moo-audio that installs it
-PEER_PACKAGES = {"optuna": ("optuna", "test"), "ax": ("ax", "bench")}
+PEER_PACKAGES = {"optuna": ("optuna", "test"), "ax": ("ax", "bench"), "smac": ("smac", "bench")}
 ALGORITHMS = OURS + PEERS
 QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 #: surrogates refitted to bootstrap resamples of the table, re-answering every run's designs: whether
@@ -213,6 +217,84 @@ def run_ax(problem, budget: int, seed: int, refits=(), judge=None) -> dict[str, 
     return _hv.finish(recorder, problem, budget, _hv.timed(optimize), refits, judge)
 
 
+def smac_hyperparameter(name: str, var):
+    """One ConfigSpace hyperparameter for a pymoo variable; ``None`` for a one-option Choice (fixed by
+    the assignment, as for Ax)."""
+    from ConfigSpace import (
+        CategoricalHyperparameter,
+        OrdinalHyperparameter,
+        UniformFloatHyperparameter,
+        UniformIntegerHyperparameter,
+    )
+    from pymoo.core.variable import Binary, Choice, Integer, Real
+
+    if isinstance(var, Binary):
+        return CategoricalHyperparameter(name, [False, True])
+    if isinstance(var, Choice):
+        values = [plain(v) for v in var.options]
+        if len(values) == 1:
+            return None
+        if isinstance(values[0], str):
+            return CategoricalHyperparameter(name, values)
+        return OrdinalHyperparameter(name, values)
+    if isinstance(var, Integer):
+        lo, hi = var.bounds
+        return UniformIntegerHyperparameter(name, int(lo), int(hi))
+    if isinstance(var, Real):
+        lo, hi = var.bounds
+        return UniformFloatHyperparameter(name, float(lo), float(hi))
+    raise TypeError(f"variable {name!r}: no ConfigSpace hyperparameter for {type(var).__name__}")
+
+
+def run_smac(problem, budget: int, seed: int, refits=(), judge=None) -> dict[str, Any]:
+    """One seeded SMAC3 run through its ask-and-tell interface: the hyperparameter-optimisation facade
+    (random forest, expected improvement, local and random search of the acquisition) with ParEGO
+    for the objectives and a Sobol initial design of ``BoTorchMOBO``'s size. SMAC has no constraints:
+    a trial that violates one is told as ``CRASHED`` (how SMAC records a failed configuration) at the
+    element-wise worst cost the run has seen so far, so the forest learns to avoid it without any
+    knowledge beyond the run's own evaluations."""
+    import tempfile
+
+    from ConfigSpace import ConfigurationSpace
+    from smac import HyperparameterOptimizationFacade, Scenario
+    from smac.runhistory.dataclasses import TrialValue
+    from smac.runhistory.enumerations import StatusType
+
+    from moo_audio.algorithms.botorch_mobo import default_n_init
+
+    _hv.seed_everything(seed)
+    recorder = _hv.Recorder()
+    hyperparameters = {name: smac_hyperparameter(name, var) for name, var in problem.vars.items()}
+    fixed = {name: plain(problem.vars[name].options[0]) for name, h in hyperparameters.items() if h is None}
+    space = ConfigurationSpace(seed=seed)
+    space.add([h for h in hyperparameters.values() if h is not None])
+    objectives = [f"f{i}" for i in range(problem.n_obj)]
+
+    def optimize() -> None:
+        with tempfile.TemporaryDirectory() as output:
+            scenario = Scenario(space, objectives=objectives, deterministic=True, n_trials=budget, seed=seed,
+                                output_directory=Path(output))
+            facade = HyperparameterOptimizationFacade
+            smac = facade(scenario, target_function=None, logging_level=40, overwrite=True,
+                          multi_objective_algorithm=facade.get_multi_objective_algorithm(scenario),
+                          initial_design=facade.get_initial_design(
+                              scenario, n_configs=default_n_init(len(problem.vars))))
+            worst = None
+            for _ in range(budget):
+                info = smac.ask()
+                X = np.array([{**fixed, **{k: plain(v) for k, v in dict(info.config).items()}}], dtype=object)
+                out = problem.evaluate(X, return_as_dictionary=True)
+                G = np.atleast_2d(out["G"]) if problem.n_ieq_constr else None
+                recorder.add(X, out["F"], G)
+                cost = np.ravel(out["F"]).astype(float)
+                worst = cost if worst is None else np.maximum(worst, cost)
+                feasible = G is None or bool(np.all(G <= 0))
+                smac.tell(info, TrialValue(cost=(cost if feasible else worst).tolist(),
+                                           status=StatusType.SUCCESS if feasible else StatusType.CRASHED))
+
+    return _hv.finish(recorder, problem, budget, _hv.timed(optimize), refits, judge)
+
+
 def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: bool,
         seed_noise: bool = False) -> dict[str, Any]:
     """One (algorithm, seed) job: its hypervolume curve and timings; with ``seed_noise``, on the noisy
@@ -228,6 +310,8 @@ def run(algorithm: str, seed: int, table: str, trees: int, budget: int, quick: b
         result = run_optuna(problem, algorithm, budget, seed, refits, judge)
     elif algorithm == "ax":
         result = run_ax(problem, budget, seed, refits, judge)
+    elif algorithm == "smac":
+        result = run_smac(problem, budget, seed, refits, judge)
     else:
         algo = make_algorithm(algorithm, QUICK_BO if quick else {})
         result = _hv.run_pymoo(problem, algo, budget, seed, refits, judge)

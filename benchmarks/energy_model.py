@@ -118,7 +118,12 @@ def main() -> None:
     if args.forest:
         models, timing = {"given": ForestEnergyModel.load(args.forest)}, {}
     elif args.table:
-        info = json.loads(args.table.with_name(args.table.name.removesuffix(".csv.gz") + ".json").read_text())
+        stem = args.table.name.removesuffix(".gz").removesuffix(".csv")  # <name>.csv.gz as written, or unpacked
+        info_path = args.table.with_name(stem + ".json")
+        if not info_path.exists():
+            parser.error(f"--table {args.table}: its provenance {info_path.name} is not beside it "
+                         "(build_energy_model.py --out writes both)")
+        info = json.loads(info_path.read_text())
         table = read_measurements(args.table)
         models = {f"table ({base})": fit_measurements(table, folds=0, **{**info["forest_params"], "base": base})
                   for base in args.bases}

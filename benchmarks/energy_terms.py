@@ -10,7 +10,8 @@ the difference in within +/-10% to the first base. It also gives the evidence th
 tails: the mean measured / predicted energy (``operators`` base) of networks with at least 10% of
 their MACs in 2-D depthwise layers of 8 + 16k channels, against the other networks.
 
-    python benchmarks/energy_terms.py      # the packaged table, the 1,220-network one, one from another host
+    python benchmarks/energy_terms.py          # the packaged table, the 1,220-network one, one from another host
+    python benchmarks/energy_terms.py --quick  # the packaged table alone, one shuffle of the folds
 
 Writes ``benchmarks/results/energy_terms.{md,json}``.
 """
@@ -67,7 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=3, help="shuffles of the 5 folds")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--quick", action="store_true", help="the packaged table alone, one shuffle")
     args = parser.parse_args()
+    tables = dict(list(TABLES.items())[:1]) if args.quick else TABLES
+    splits = 1 if args.quick else args.splits
     sys.path.insert(0, str(HERE))
     from surrogate_report import bootstrap_interval
 
@@ -76,8 +80,9 @@ def main() -> None:
     from moo_audio.energy.records import read_measurements
 
     bases = [b for b in BASES if b is not None]
-    report = {"command": f"python benchmarks/energy_terms.py --splits {args.splits}", "tables": {}}
-    for label, path in TABLES.items():
+    command = "python benchmarks/energy_terms.py " + ("--quick" if args.quick else f"--splits {splits}")
+    report = {"command": command, "tables": {}}
+    for label, path in tables.items():
         records = read_measurements(path)
         genomes = [r.genome for r in records]
         energy = np.array([r.energy_mj for r in records])
@@ -89,7 +94,7 @@ def main() -> None:
         groups.update({f"{low:g}-{high:g} ms": (latency > low) & (latency <= high) for low, high in BANDS_MS})
         hits, rows = {}, {}
         for base in bases:
-            predicted = out_of_fold(base, X, energy, args.splits)
+            predicted = out_of_fold(base, X, energy, splits)
             relative = np.abs(predicted - energy) / energy
             hits[base] = (relative <= 0.1).mean(axis=0)  # per network, over the splits
             rows[base] = {name: {"n": int(m.sum()), "within_10": float(hits[base][m].mean()),

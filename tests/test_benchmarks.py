@@ -3,6 +3,7 @@ in a subprocess (as a user would) and checks what it writes. One test function p
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -97,6 +98,27 @@ def test_compare_optimizers_ax_peer(tmp_path):
     data = check_hv_outputs(tmp_path, "optimizers", {"ax", "random"}, "algorithm", seeds=1, budget=22)
     ax = next(r for r in data["runs"] if r["algorithm"] == "ax")
     assert ax["hv"][-1] > 0
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_optimizers_smac_peer(tmp_path):
+    # SMAC's 20-point Sobol design (BoTorchMOBO's n_init on this space), then 4 trials of its forest
+    pytest.importorskip("smac")
+    import _hv
+    import compare_optimizers
+    from ConfigSpace import CategoricalHyperparameter, OrdinalHyperparameter
+
+    problem = _hv.surrogate("builtin", 10)
+    mapped = {name: compare_optimizers.smac_hyperparameter(name, var) for name, var in problem.vars.items()}
+    assert mapped["clip_ms"] is None  # one option: fixed by the assignment
+    assert isinstance(mapped["n_mels"], OrdinalHyperparameter) and list(mapped["n_mels"].sequence) == [16, 20, 32, 40]
+    assert isinstance(mapped["b0_type"], CategoricalHyperparameter)
+    assert list(mapped["b0_skip"].choices) == [False, True]
+    run_script("compare_optimizers.py", "--quick", "--algorithms", "smac,random", "--seeds", "1", "--budget", "24",
+               "--out", str(tmp_path))
+    data = check_hv_outputs(tmp_path, "optimizers", {"smac", "random"}, "algorithm", seeds=1, budget=24)
+    smac = next(r for r in data["runs"] if r["algorithm"] == "smac")
+    assert smac["hv"][-1] > 0
 
 
 @pytest.mark.filterwarnings("ignore")
@@ -389,6 +411,26 @@ def test_build_energy_model_quick(tmp_path):
     assert info["networks"] == 16 and 0 <= info["cv_report"]["within_10"] <= 1
     assert {"hardware", "runtime", "timing", "spaces", "command"} <= set(info)
     assert (tmp_path / "quick.csv.gz").read_bytes()[:2] == b"\x1f\x8b"
+    # a table away from its provenance is refused by name, before anything is measured
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "quick.csv").write_bytes(gzip.decompress((tmp_path / "quick.csv.gz").read_bytes()))
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "energy_model.py"), "--quick", "--table",
+                           str(alone / "quick.csv"), "--out", str(alone)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "its provenance quick.json is not beside it" in proc.stderr
+
+
+def test_energy_terms_quick(tmp_path):
+    run_script("energy_terms.py", "--quick", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "energy_terms.json").read_text())
+    (label, table), = report["tables"].items()
+    assert label.startswith("packaged") and list(table["bases"]) == ["operators", "operators+tails"]
+    tails = table["bases"]["operators+tails"]
+    low, high = tails["difference_all"][1:]
+    assert low <= tails["all"]["within_10"] - table["bases"]["operators"]["all"]["within_10"] <= high
+    assert sum(tails[band]["n"] for band in tails if band.endswith(" ms")) == tails["all"]["n"]
+    assert table["tail_evidence"]["n_tail_heavy"] > 0
+    assert "| packaged (540 networks, 2026-12-02) | operators+tails |" in (tmp_path / "energy_terms.md").read_text()
 
 
 def test_energy_model_quick(tmp_path):

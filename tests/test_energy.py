@@ -708,19 +708,16 @@ def test_energy_section_of_problem_files(tmp_path):
 
 # ---- host speed calibration -----------------------------------------------------------------------
 def test_calibration_networks_are_in_the_packaged_table():
-    import gzip
-
     from moo_audio.energy.calibration import calibration_genomes
-    from moo_audio.energy.packaged import _files, provenance
+    from moo_audio.energy.packaged import packaged_measurements, provenance
     from moo_audio.problem_files import shipped_spaces
 
     names = provenance()["spaces"]
     assert list(names) == list(shipped_spaces())  # the table's first space is the first shipped one
-    table = {row["model_id"]: row["genome"] for row in csv.DictReader(
-        gzip.decompress(_files("onnxruntime-int8")[0].read_bytes()).decode().splitlines())}
+    table = {m.model_id: m.genome for m in packaged_measurements("onnxruntime-int8")}
     calibration = calibration_genomes(list(shipped_spaces().values()))
     assert len(calibration) == len(BASELINES) * len(WIDTHS)
-    assert all(Genome.from_json(table[k]) == g for k, g in calibration.items())
+    assert all(table[k] == g for k, g in calibration.items())
     narrow = calibration_genomes(list(shipped_spaces().values()), widths=(0.25,))
     assert narrow == {k: g for k, g in calibration.items() if k.endswith("_x0.25")} and len(narrow) == len(BASELINES)
     with pytest.raises(ValueError, match=r"calibration widths must be some of .*got \(0.3,\)"):
