@@ -148,6 +148,12 @@ def run_optuna(problem, sampler_name: str, budget: int, seed: int, refits=(), ju
     return _hv.finish(recorder, problem, budget, times, refits, judge)
 
 
+def one_option_choices(problem, mapped: dict[str, Any]) -> dict[str, Any]:
+    """The values of the variables a peer's space left out (``None`` in ``mapped``: one-option
+    choices, which Ax and ConfigSpace refuse), for every assignment the peer proposes."""
+    return {name: plain(problem.vars[name].options[0]) for name, entry in mapped.items() if entry is None}
+
+
 def ax_parameter(name: str, var):
     """One Ax parameter config for a pymoo variable; ``None`` for a one-option Choice (Ax refuses a
     choice of one value; the assignment fixes it instead)."""
@@ -185,7 +191,7 @@ def run_ax(problem, budget: int, seed: int, refits=(), judge=None) -> dict[str, 
     _hv.seed_everything(seed)
     recorder = _hv.Recorder()
     configs = {name: ax_parameter(name, var) for name, var in problem.vars.items()}
-    fixed = {name: problem.vars[name].options[0] for name, config in configs.items() if config is None}
+    fixed = one_option_choices(problem, configs)
     objectives = [f"f{i}" for i in range(problem.n_obj)]
     constraints = [f"g{i}" for i in range(problem.n_ieq_constr)]
     client = Client(random_seed=seed)
@@ -265,7 +271,7 @@ def run_smac(problem, budget: int, seed: int, refits=(), judge=None) -> dict[str
     _hv.seed_everything(seed)
     recorder = _hv.Recorder()
     hyperparameters = {name: smac_hyperparameter(name, var) for name, var in problem.vars.items()}
-    fixed = {name: plain(problem.vars[name].options[0]) for name, h in hyperparameters.items() if h is None}
+    fixed = one_option_choices(problem, hyperparameters)
     space = ConfigurationSpace(seed=seed)
     space.add([h for h in hyperparameters.values() if h is not None])
     objectives = [f"f{i}" for i in range(problem.n_obj)]

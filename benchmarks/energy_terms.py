@@ -13,7 +13,7 @@ their MACs in 2-D depthwise layers of 8 + 16k channels, against the other networ
     python benchmarks/energy_terms.py          # the packaged table, the 1,220-network one, one from another host
     python benchmarks/energy_terms.py --quick  # the packaged table alone, one shuffle of the folds
 
-Writes ``benchmarks/results/energy_terms.{md,json}``.
+Writes ``benchmarks/results/energy_terms.{md,json}`` (``--quick``: ``energy_terms-quick.*``).
 """
 
 from __future__ import annotations
@@ -135,8 +135,9 @@ def main() -> None:
         lines.append(f"- {label}: {'-' if heavy is None else f'{heavy:.3f}'} ({e['n_tail_heavy']} networks) "
                      f"vs {e['measured_over_predicted_others']:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "energy_terms.md").write_text("\n".join(lines) + "\n")
-    (args.out / "energy_terms.json").write_text(json.dumps(report, indent=1) + "\n")
+    stem = "energy_terms-quick" if args.quick else "energy_terms"  # a quick run never overwrites the full one
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     print("\n".join(lines))
 
 

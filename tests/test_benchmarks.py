@@ -422,7 +422,7 @@ def test_build_energy_model_quick(tmp_path):
 
 def test_energy_terms_quick(tmp_path):
     run_script("energy_terms.py", "--quick", "--out", str(tmp_path))
-    report = json.loads((tmp_path / "energy_terms.json").read_text())
+    report = json.loads((tmp_path / "energy_terms-quick.json").read_text())
     (label, table), = report["tables"].items()
     assert label.startswith("packaged") and list(table["bases"]) == ["operators", "operators+tails"]
     tails = table["bases"]["operators+tails"]
@@ -430,7 +430,8 @@ def test_energy_terms_quick(tmp_path):
     assert low <= tails["all"]["within_10"] - table["bases"]["operators"]["all"]["within_10"] <= high
     assert sum(tails[band]["n"] for band in tails if band.endswith(" ms")) == tails["all"]["n"]
     assert table["tail_evidence"]["n_tail_heavy"] > 0
-    assert "| packaged (540 networks, 2026-12-02) | operators+tails |" in (tmp_path / "energy_terms.md").read_text()
+    markdown = (tmp_path / "energy_terms-quick.md").read_text()
+    assert "| packaged (540 networks, 2026-12-02) | operators+tails |" in markdown
 
 
 def test_energy_model_quick(tmp_path):
