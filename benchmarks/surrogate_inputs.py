@@ -13,7 +13,11 @@ quality report would try next:
 - ``blend with forest``: the geometric mean of the default and the random forest's predictions;
 - ``best quarter x4``: the curves whose final error is in the best quarter of each training fold
   weighted 4x (about half of the weight), so that the trees spend their splits where the best-quartile
-  ranking is decided.
+  ranking is decided;
+- ``Gaussian process``: a model of another family, smooth where the trees are piecewise constant
+  (``moo_audio.surrogate.CurveGP``);
+- ``blend with Gaussian process``: the geometric mean of the default's and the GP's predictions
+  (the ``curve_blend`` error model).
 
 Each variant's out-of-fold predictions are averaged over ``--splits`` shuffles of the folds. For each
 it gives overall and best-quartile Spearman against the table, and, on the architectures trained with
@@ -85,6 +89,9 @@ VARIANTS: dict[str, Variant] = {
     "both": Variant(receptive_field=True, run_weights=True),
     "blend with forest": Variant(models=lambda trees: [default_model(trees), ERROR_MODELS["forest"](trees, 0)]),
     "best quarter x4": Variant(models=lambda trees: [BestQuarterFocus(**default_model(trees).get_params())]),
+    "Gaussian process": Variant(models=lambda trees: [ERROR_MODELS["curve_gp"](trees, 0)]),
+    "blend with Gaussian process": Variant(models=lambda trees: [default_model(trees),
+                                                                 ERROR_MODELS["curve_gp"](trees, 0)]),
 }
 
 
@@ -127,8 +134,8 @@ def out_of_fold(X: np.ndarray, Y: np.ndarray, extra: np.ndarray, weights: np.nda
     return np.mean(predictions, axis=0)
 
 
-def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
-    """Every variant's agreement on the table ``name``, with intervals of its difference to the default."""
+def compare(name: str, trees: int, splits: int, variants: list[str]) -> list[dict[str, Any]]:
+    """The ``variants``' agreement on the table ``name``, with intervals of their difference to the default."""
     table = load_table(name)
     rows = table.trained()
     X, curves = fitting_data(table)  # the networks' features, walked once for every variant
@@ -143,7 +150,8 @@ def compare(name: str, trees: int, splits: int) -> list[dict[str, Any]]:
     quality = real.mean(axis=1) if repeated else None
     scores: dict[str, Callable[..., float]] = {"spearman": lambda p, t: spearmanr(p, t).statistic,
                                                "top_spearman": top_spearman}
-    predicted = {label: out_of_fold(X, curves, extra, weights, v, trees, splits) for label, v in VARIANTS.items()}
+    predicted = {label: out_of_fold(X, curves, extra, weights, VARIANTS[label], trees, splits)
+                 for label in ["default", *variants]}
     results = []
     for variant, p in predicted.items():
         result: dict[str, Any] = {"table": name, "variant": variant, "n": len(target)}
@@ -180,10 +188,15 @@ def main() -> None:
     parser.add_argument("--tables", default="builtin,fsdd,speech_commands_12", help="comma-separated table names")
     parser.add_argument("--trees", type=int, default=300, help="boosting iterations (forest trees) per model")
     parser.add_argument("--splits", type=int, default=3, help="shuffles of the 5 folds, predictions averaged")
+    parser.add_argument("--variants", default=",".join(list(VARIANTS)[1:]),
+                        help="comma-separated variants compared with the default (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_inputs")
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v != "default"]
+    if unknown := sorted(set(variants) - set(VARIANTS)):
+        parser.error(f"unknown variant(s) {', '.join(unknown)}: give some of {', '.join(VARIANTS)}")
     command = " ".join(["python benchmarks/surrogate_inputs.py", *sys.argv[1:]])
-    results = [r for name in args.tables.split(",") for r in compare(name, args.trees, args.splits)]
+    results = [r for name in args.tables.split(",") for r in compare(name, args.trees, args.splits, variants)]
     fields = ("spearman", "top_spearman", "vs_run_top_spearman")
     lines = [f"`{command}`", "", f"Run {datetime.date.today().isoformat()} on {hardware_fingerprint()}; "
              f"out-of-fold predictions averaged over {args.splits} shuffles of 5 folds; in brackets the "

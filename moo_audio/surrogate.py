@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 from pymoo.core.problem import Problem
 from scipy.stats import kendalltau, spearmanr
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.multioutput import MultiOutputRegressor
+from sklearn.preprocessing import StandardScaler
 
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.features import feature_matrix
@@ -220,16 +223,44 @@ def architecture_matrix(genomes: Sequence[Genome], stages: int) -> np.ndarray:
     return np.hstack([feature_matrix(genomes), np.array([stage_encoding(g, stages) for g in genomes], float)])
 
 
-class CurveBoosting(RegressorMixin, BaseEstimator):
-    """Error curves by gradient boosting in a low-dimensional curve basis.
+class CurveBasisRegressor(RegressorMixin, BaseEstimator):
+    """Error curves predicted in a low-dimensional curve basis; subclasses predict the coefficients.
 
     The log of each error curve is projected on its first ``components`` principal components (learning
-    curves are smooth: a few hold nearly all of their variance); one boosted-tree regressor per component
-    predicts its coefficient; a prediction is the reconstructed curve, made non-increasing (the error
-    with the best epoch restored never grows). The log scale spends the model's resolution on the low
-    errors, where optimizers compare architectures. Neither scikit-learn nor BoTorch fits curves in a
-    basis, hence this small estimator.
+    curves are smooth: a few hold nearly all of their variance); a prediction is the reconstructed curve,
+    made non-increasing (the error with the best epoch restored never grows). The log scale spends the
+    model's resolution on the low errors, where optimizers compare architectures. Neither scikit-learn
+    nor BoTorch fits curves in a basis, hence these small estimators.
     """
+
+    components: int
+    random_state: int | None
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> CurveBasisRegressor:
+        """Fit the basis, then the coefficients' model; ``sample_weight`` weighs each curve (e.g. by its
+        number of runs: a mean of three seeds is a less noisy target) where the subclass can."""
+        Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
+        self.vector_ = np.ndim(y) == 1
+        # a one-epoch curve is its own basis
+        self.pca_ = (PCA(min(self.components, Y.shape[1]), random_state=self.random_state).fit(Y)
+                     if Y.shape[1] > 1 else None)
+        self._fit_coefficients(np.asarray(X, float), Y if self.pca_ is None else self.pca_.transform(Y), sample_weight)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = self._predict_coefficients(np.asarray(X, float))
+        curves = np.minimum.accumulate(np.exp(Z if self.pca_ is None else self.pca_.inverse_transform(Z)), axis=1)
+        return curves[:, 0] if self.vector_ else curves
+
+    def _fit_coefficients(self, X: np.ndarray, Z: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def _predict_coefficients(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class CurveBoosting(CurveBasisRegressor):
+    """Error curves by gradient boosting in the curve basis: one boosted-tree regressor per component."""
 
     def __init__(self, components: int = 3, max_iter: int = 300, learning_rate: float = 0.06,
                  max_leaf_nodes: int = 20, min_samples_leaf: int = 10, l2_regularization: float = 1.0,
@@ -238,25 +269,57 @@ class CurveBoosting(RegressorMixin, BaseEstimator):
         self.max_leaf_nodes, self.min_samples_leaf = max_leaf_nodes, min_samples_leaf
         self.l2_regularization, self.random_state = l2_regularization, random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> CurveBoosting:
-        """Fit the basis and one regressor per component; ``sample_weight`` weighs each curve in the
-        regressors (e.g. by its number of runs: a mean of three seeds is a less noisy target)."""
-        Y = np.log(np.clip(np.asarray(y, float).reshape(len(y), -1), 1e-3, 1.0))
-        self.vector_ = np.ndim(y) == 1
-        # a one-epoch curve is its own basis
-        self.pca_ = (PCA(min(self.components, Y.shape[1]), random_state=self.random_state).fit(Y)
-                     if Y.shape[1] > 1 else None)
-        Z = Y if self.pca_ is None else self.pca_.transform(Y)
+    def _fit_coefficients(self, X: np.ndarray, Z: np.ndarray, sample_weight: np.ndarray | None) -> None:
         self.regressors_ = [HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
             random_state=self.random_state).fit(X, z, sample_weight=sample_weight) for z in Z.T]
+
+    def _predict_coefficients(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([r.predict(X) for r in self.regressors_])
+
+
+class CurveGP(CurveBasisRegressor):
+    """Error curves by Gaussian processes in the curve basis: per component, scikit-learn's
+    ``GaussianProcessRegressor`` on the standardised inputs with a Matern-``nu`` kernel (a single
+    length scale) plus white noise, its hyperparameters fitted by marginal likelihood (each component
+    its own: the curve's level and its shape vary on different scales and with different noise).
+    Smooth where the trees are piecewise constant, so its errors differ from theirs (see
+    :class:`CurveBlend`). A GP weighs every curve alike: it takes no ``sample_weight``."""
+
+    def __init__(self, components: int = 3, nu: float = 2.5, random_state: int | None = None):
+        self.components, self.nu, self.random_state = components, nu, random_state
+
+    def _fit_coefficients(self, X: np.ndarray, Z: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        if sample_weight is not None:
+            raise ValueError("CurveGP weighs every curve alike: fit it without sample_weight")
+        self.scaler_ = StandardScaler().fit(X)
+        kernel = ConstantKernel() * Matern(length_scale=3.0, length_scale_bounds=(1e-2, 1e3), nu=self.nu) \
+            + WhiteKernel(0.1, (1e-4, 1.0))
+        self.regressors_ = [GaussianProcessRegressor(kernel, normalize_y=True, random_state=self.random_state)
+                            .fit(self.scaler_.transform(X), z) for z in Z.T]
+
+    def _predict_coefficients(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([r.predict(self.scaler_.transform(X)) for r in self.regressors_])
+
+
+class CurveBlend(RegressorMixin, BaseEstimator):
+    """The geometric mean of several curve models' predicted curves (each fitted as given; a mean of
+    non-increasing curves stays non-increasing). scikit-learn's ``VotingRegressor`` takes one output
+    and averages arithmetically, hence this one."""
+
+    def __init__(self, estimators: Sequence[BaseEstimator] = ()):
+        self.estimators = estimators
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CurveBlend:
+        if not self.estimators:
+            raise ValueError("CurveBlend needs at least one estimator")
+        self.estimators_ = [clone(e).fit(X, y) for e in self.estimators]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Z = np.column_stack([r.predict(X) for r in self.regressors_])
-        curves = np.minimum.accumulate(np.exp(Z if self.pca_ is None else self.pca_.inverse_transform(Z)), axis=1)
-        return curves[:, 0] if self.vector_ else curves
+        logs = [np.log(np.clip(e.predict(X), 1e-6, None)) for e in self.estimators_]
+        return np.exp(np.mean(logs, axis=0))
 
 
 def fitting_data(table: SurrogateTable) -> tuple[np.ndarray, np.ndarray]:
@@ -274,6 +337,9 @@ def fitting_data(table: SurrogateTable) -> tuple[np.ndarray, np.ndarray]:
 #: of :class:`SurrogateAudioNASProblem` is the best there
 ERROR_MODELS: dict[str, Callable[[int, int], Any]] = {
     "curve_boosting": lambda trees, seed: CurveBoosting(max_iter=trees, random_state=seed),
+    "curve_gp": lambda trees, seed: CurveGP(random_state=seed),
+    "curve_blend": lambda trees, seed: CurveBlend([CurveBoosting(max_iter=trees, random_state=seed),
+                                                   CurveGP(random_state=seed)]),
     "forest": lambda trees, seed: RandomForestRegressor(n_estimators=trees, min_samples_leaf=2,
                                                         random_state=seed, n_jobs=1),
     "extra_trees": lambda trees, seed: ExtraTreesRegressor(n_estimators=trees, min_samples_leaf=2,

@@ -18,7 +18,9 @@ from moo_audio.surrogate import (
     STAGE_FIELDS,
     TABLES,
     Agreement,
+    CurveBlend,
     CurveBoosting,
+    CurveGP,
     PartialTableWarning,
     SurrogateAudioNASProblem,
     SurrogateTable,
@@ -207,18 +209,39 @@ def test_stage_encoding_is_positional_in_the_space_and_summarises_deeper_network
     assert stage_encoding(one_block, stages)[front_end_genes + 2:front_end_genes + 4] == [10, 2]  # longer side
 
 
-def test_curve_boosting_predicts_non_increasing_curves_in_its_basis():
-    rng = np.random.default_rng(0)
-    X = rng.random((120, 3))
+def falling_curves(n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and 8-epoch error curves that fall at a rate set by the second input."""
+    X = np.random.default_rng(0).random((n, 3))
     epochs = np.arange(1, 9)
-    Y = 0.05 + 0.5 * X[:, :1] + 0.4 * np.exp(-epochs / (1 + 4 * X[:, 1:2]))  # error falling at a rate set by x1
-    model = CurveBoosting(max_iter=100, random_state=0).fit(X[:80], Y[:80])
-    predicted = model.predict(X[80:])
+    return X, 0.05 + 0.5 * X[:, :1] + 0.4 * np.exp(-epochs / (1 + 4 * X[:, 1:2]))
+
+
+@pytest.mark.parametrize("make", [lambda: CurveBoosting(max_iter=100, random_state=0),
+                                  lambda: CurveGP(random_state=0)], ids=["boosting", "gp"])
+def test_curve_models_predict_non_increasing_curves_in_their_basis(make):
+    X, Y = falling_curves()
+    predicted = make().fit(X[:80], Y[:80]).predict(X[80:])
     assert predicted.shape == (40, 8) and np.all(np.diff(predicted, axis=1) <= 0)
     assert np.corrcoef(predicted[:, -1], Y[80:, -1])[0, 1] > 0.95
     assert np.corrcoef(predicted[:, 0], Y[80:, 0])[0, 1] > 0.9
-    single = CurveBoosting(max_iter=50, random_state=0).fit(X, Y[:, -1])  # one output: a vector, as scikit-learn's
-    assert single.predict(X).shape == (120,)
+    assert make().fit(X, Y[:, -1]).predict(X).shape == (120,)  # one output: a vector, as scikit-learn's
+
+
+def test_curve_gp_refuses_sample_weight():
+    X, Y = falling_curves()
+    with pytest.raises(ValueError, match="CurveGP weighs every curve alike"):
+        CurveGP().fit(X, Y, sample_weight=np.ones(len(X)))
+
+
+def test_curve_blend_is_the_geometric_mean_of_its_models():
+    X, Y = falling_curves()
+    members = [CurveBoosting(max_iter=30, random_state=0), CurveGP(random_state=0)]
+    blend = CurveBlend(members).fit(X[:80], Y[:80])
+    alone = [m.fit(X[:80], Y[:80]).predict(X[80:]) for m in members]
+    np.testing.assert_allclose(blend.predict(X[80:]), np.sqrt(alone[0] * alone[1]), rtol=1e-9)
+    assert np.all(np.diff(blend.predict(X[80:]), axis=1) <= 0)
+    with pytest.raises(ValueError, match="at least one estimator"):
+        CurveBlend([]).fit(X, Y)
 
 
 def test_curve_boosting_weighs_curves_by_sample_weight():
