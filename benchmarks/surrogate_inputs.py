@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v != "default"]
     if unknown := sorted(set(variants) - set(VARIANTS)):
         parser.error(f"unknown variant(s) {', '.join(unknown)}: give some of {', '.join(VARIANTS)}")
-    command = " ".join(["python benchmarks/surrogate_inputs.py", *sys.argv[1:]])
+    command = shlex.join(["python", "benchmarks/surrogate_inputs.py", *sys.argv[1:]])
     results = [r for name in args.tables.split(",") for r in compare(name, args.trees, args.splits, variants)]
     fields = ("spearman", "top_spearman", "vs_run_top_spearman")
     lines = [f"`{command}`", "", f"Run {datetime.date.today().isoformat()} on {hardware_fingerprint()}; "

@@ -374,7 +374,7 @@ class SurrogateAudioNASProblem(CheapQuantities, Problem):
         constraints: default the table's (those of its problem file); breaking a cheap one gives the
             error of an untrained candidate (1.0), as the real problem does.
         error_model: a name of :data:`ERROR_MODELS`.
-        n_estimators: trees (boosting iterations per output) of the error model.
+        n_estimators: trees (boosting iterations per output) of the error model (a GP has none).
         folds: folds of the cross-validation in :attr:`error_model_report` (0: none, the report is ``None``).
         seed: seed of the models and of the cross-validation split.
         seed_noise: answer as one training run does rather than as the mean of runs: every evaluation
