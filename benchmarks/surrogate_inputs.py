@@ -48,7 +48,15 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from moo_audio.energy.profiles import hardware_fingerprint
 from moo_audio.space import Genome
-from moo_audio.surrogate import ERROR_MODELS, CurveBoosting, best_quartile, fitting_data, load_table, run_error_curves
+from moo_audio.surrogate import (
+    ERROR_MODELS,
+    CurveBlend,
+    CurveBoosting,
+    best_quartile,
+    fitting_data,
+    load_table,
+    run_error_curves,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surrogate_report import MIN_REPEATED, bootstrap_interval
@@ -76,11 +84,11 @@ def default_model(trees: int) -> CurveBoosting:
 @dataclass(frozen=True)
 class Variant:
     """What a variant changes in the default: the receptive-field inputs, the runs as weights, and
-    the models whose predictions it blends (geometric mean), each made for a number of trees."""
+    the error model (made for a number of trees; a blend is a :class:`~moo_audio.surrogate.CurveBlend`)."""
 
     receptive_field: bool = False
     run_weights: bool = False
-    models: Callable[[int], list[Any]] = lambda trees: [default_model(trees)]
+    model: Callable[[int], Any] = default_model
 
 
 VARIANTS: dict[str, Variant] = {
@@ -88,11 +96,11 @@ VARIANTS: dict[str, Variant] = {
     "receptive field": Variant(receptive_field=True),
     "runs as weights": Variant(run_weights=True),
     "both": Variant(receptive_field=True, run_weights=True),
-    "blend with forest": Variant(models=lambda trees: [default_model(trees), ERROR_MODELS["forest"](trees, 0)]),
-    "best quarter x4": Variant(models=lambda trees: [BestQuarterFocus(**default_model(trees).get_params())]),
-    "Gaussian process": Variant(models=lambda trees: [ERROR_MODELS["curve_gp"](trees, 0)]),
-    "blend with Gaussian process": Variant(models=lambda trees: [default_model(trees),
-                                                                 ERROR_MODELS["curve_gp"](trees, 0)]),
+    "blend with forest": Variant(model=lambda trees: CurveBlend([default_model(trees),
+                                                                 ERROR_MODELS["forest"](trees, 0)])),
+    "best quarter x4": Variant(model=lambda trees: BestQuarterFocus(**default_model(trees).get_params())),
+    "Gaussian process": Variant(model=lambda trees: ERROR_MODELS["curve_gp"](trees, 0)),
+    "blend with Gaussian process": Variant(model=lambda trees: ERROR_MODELS["curve_blend"](trees, 0)),
 }
 
 
@@ -125,14 +133,10 @@ def out_of_fold(X: np.ndarray, Y: np.ndarray, extra: np.ndarray, weights: np.nda
     if variant.receptive_field:
         X = np.hstack([X, extra])
     params = {"sample_weight": weights} if variant.run_weights else {}
-    models = variant.models(trees)
-    predictions = []
-    for split in range(splits):
-        folds = KFold(5, shuffle=True, random_state=split)
-        logs = [np.log(np.clip(cross_val_predict(model, X, Y, cv=folds, params=params)
-                               .reshape(len(Y), -1)[:, -1], 1e-3, 1.0)) for model in models]
-        predictions.append(np.exp(np.mean(logs, axis=0)))
-    return np.mean(predictions, axis=0)
+    model = variant.model(trees)
+    return np.mean([np.clip(cross_val_predict(model, X, Y, cv=KFold(5, shuffle=True, random_state=split),
+                                              params=params).reshape(len(Y), -1)[:, -1], 1e-3, 1.0)
+                    for split in range(splits)], axis=0)
 
 
 def compare(name: str, trees: int, splits: int, variants: list[str]) -> list[dict[str, Any]]:
