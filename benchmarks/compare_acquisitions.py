@@ -20,11 +20,14 @@ median wall and CPU seconds per run) and ``acquisitions.png``::
         --seeds 10 --budget 60 --reach 0.7839 --name batch_size
     python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10 \
         --sampling sobol,cheap-spread --seeds 10 --first-seed 10 --budget 60 --reach 0.7839 --name initial_design
+    python benchmarks/compare_acquisitions.py --acquisitions qLogNEHVI --exact true --n-init 10,20 \
+        --scale log,linear --seeds 10 --budget 100 --reach 0.7839 --name objective_scale
 
-``--gp-inputs``, ``--n-init``, ``--q`` and ``--sampling`` (comma-separated) run BoTorchMOBO's ``gp_inputs`` /
-``n_init`` / ``q`` (candidates per iteration) / initial design (:data:`SAMPLINGS`) variants, named in the
-variant; ``--first-seed`` starts the seeds elsewhere than 0 (a confirmation on seeds a choice was not made
-on); ``--reach HV`` adds the evaluations to that hypervolume; ``--name`` sets the output files' stem.
+``--gp-inputs``, ``--n-init``, ``--q``, ``--sampling`` and ``--scale`` (comma-separated) run BoTorchMOBO's
+``gp_inputs`` / ``n_init`` / ``q`` (candidates per iteration) / initial design (:data:`SAMPLINGS`) /
+``log_objectives`` (:data:`SCALES`) variants, named in the variant; ``--first-seed`` starts the seeds
+elsewhere than 0 (a confirmation on seeds a choice was not made on); ``--reach HV`` adds the evaluations to
+that hypervolume; ``--name`` sets the output files' stem.
 
 ``--jobs N`` runs the (variant, seed) jobs in N processes; the hypervolumes do not depend on it, the
 wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise idle machine).
@@ -48,21 +51,26 @@ QUICK_BO, QUICK_TREES = _hv.QUICK_BO, _hv.QUICK_TREES
 QUICK_N_INIT = 12
 #: initial designs of ``--sampling``: BoTorchMOBO's default, and moo_audio's CheapSpreadSampling
 SAMPLINGS = ("sobol", "cheap-spread")
+#: objective scales of ``--scale``, as BoTorchMOBO's ``log_objectives``: the problem's log-scaled
+#: objectives (energy, memory) on a log scale, or every objective linear
+SCALES = {"log": None, "linear": ()}
 
 
 def variant_name(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None = None,
-                 q: int | None = None, sampling: str | None = None) -> str:
+                 q: int | None = None, sampling: str | None = None, scale: str | None = None) -> str:
     name = f"{acquisition} {'exact' if exact else 'modelled'}"
     name = name if gp_inputs is None else f"{name}, GP on {gp_inputs}"
     name = name if n_init is None else f"{name}, n_init {n_init}"
     name = name if q is None else f"{name}, q {q}"
-    return name if sampling is None else f"{name}, {sampling} design"
+    name = name if sampling is None else f"{name}, {sampling} design"
+    return name if scale is None else f"{name}, {scale} scale"
 
 
 def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None, q: int | None,
-        sampling: str | None, seed: int, table: str, trees: int, budget: int, quick: bool) -> dict[str, Any]:
+        sampling: str | None, scale: str | None, seed: int, table: str, trees: int, budget: int,
+        quick: bool) -> dict[str, Any]:
     """One (acquisition, exact cheap objectives, GP inputs, initial design size, batch size, initial
-    design, seed) job: its hypervolume curve and timings."""
+    design, objective scale, seed) job: its hypervolume curve and timings."""
     from moo_audio.algorithms import BoTorchMOBO, CheapSpreadSampling, SobolSampling
 
     _hv.quiet()
@@ -76,11 +84,13 @@ def run(acquisition: str, exact: bool, gp_inputs: str | None, n_init: int | None
         options["q"] = q
     if sampling is not None:
         options["sampling"] = {"sobol": SobolSampling, "cheap-spread": CheapSpreadSampling}[sampling]()
+    if scale is not None:
+        options["log_objectives"] = SCALES[scale]
     algorithm = BoTorchMOBO(acquisition=acquisition, exact_cheap_objectives=exact, **options)
     result = _hv.run_pymoo(problem, algorithm, budget, seed)
-    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init, q, sampling), "acquisition": acquisition,
-            "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "q": q, "sampling": sampling,
-            "seed": seed, **result}
+    return {"variant": variant_name(acquisition, exact, gp_inputs, n_init, q, sampling, scale),
+            "acquisition": acquisition, "exact_cheap": exact, "gp_inputs": gp_inputs, "n_init": n_init, "q": q,
+            "sampling": sampling, "scale": scale, "seed": seed, **result}
 
 
 def _sizes(text: str) -> list[int]:
@@ -135,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampling", default=None,
                         help=f"comma-separated initial designs to run, of {SAMPLINGS} "
                              "(default: BoTorchMOBO's, unnamed)")
+    parser.add_argument("--scale", default=None,
+                        help=f"comma-separated objective scales to run, of {tuple(SCALES)} "
+                             "(default: BoTorchMOBO's, unnamed)")
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--reach", type=float, default=None,
                         help="a hypervolume to report the evaluations to (e.g. NSGA-II's at 200 evaluations)")
@@ -145,20 +158,22 @@ def main(argv: list[str] | None = None) -> None:
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
     samplings = [None] if args.sampling is None else _hv.choose(parser, args.sampling, SAMPLINGS, "samplings")
+    scales = [None] if args.scale is None else _hv.choose(parser, args.scale, tuple(SCALES), "scales")
     if args.first_seed < 0:
         parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
     seed_list = list(range(args.first_seed, args.first_seed + seeds))
     _hv.quiet()
 
-    jobs = [(a, e, g, n, q, d, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
-            for g in gp_inputs for n in args.n_init for q in args.q for d in samplings for s in seed_list]
+    jobs = [(a, e, g, n, q, d, c, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts
+            for g in gp_inputs for n in args.n_init for q in args.q for d in samplings for c in scales
+            for s in seed_list]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
     table, summary = report(runs, budget, args.reach)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,
-                "n_init": args.n_init, "q": args.q, "sampling": samplings, "seed_list": seed_list,
+                "n_init": args.n_init, "q": args.q, "sampling": samplings, "scale": scales, "seed_list": seed_list,
                 "reach": args.reach, "jobs": args.jobs,
                 "bo_options": {**QUICK_BO, "n_init": QUICK_N_INIT} if args.quick else {},
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}

@@ -46,6 +46,8 @@ OBJECTIVES = (
 OBJECTIVE_NAMES = tuple(o.name for o in OBJECTIVES)
 #: indices of the objectives known without training (pymoo problems' ``cheap_objectives``)
 CHEAP_OBJECTIVES = tuple(i for i, o in enumerate(OBJECTIVES) if o.cheap)
+#: indices of the objectives that span decades (pymoo problems' ``log_objectives``)
+LOG_OBJECTIVES = tuple(i for i, o in enumerate(OBJECTIVES) if o.log)
 _LOG = np.array([o.log for o in OBJECTIVES])
 
 

@@ -30,7 +30,7 @@ from moo_audio.data import AudioDataset, FeatureCache, FeatureSet, load_dataset
 from moo_audio.energy import EnergyModel
 from moo_audio.energy.packaged import default_model
 from moo_audio.jobs import TrainJob, evaluation_row, fold_row, training_seed
-from moo_audio.objectives import CHEAP_OBJECTIVES, OBJECTIVES, objective_matrix
+from moo_audio.objectives import CHEAP_OBJECTIVES, LOG_OBJECTIVES, OBJECTIVES, objective_matrix
 from moo_audio.parallel import EpochReport, InProcessRunner, Runner
 from moo_audio.space import FrontEnd, Genome, GenomeRepair, SearchSpace
 from moo_audio.training import DEFAULT_STOPPING, CurveHistory, TrainBudget, TrainResult, check_rule_names
@@ -170,10 +170,11 @@ class TrainingEvents(Protocol):
 
 class CheapQuantities:
     """What an audio NAS problem knows of a design without training it, for the optimizers that read it
-    (``BoTorchMOBO``'s exact cheap objectives and ``gp_inputs``, ``CheapSpreadSampling``); needs
-    ``space``, ``energy_model`` and ``constraints``."""
+    (``BoTorchMOBO``'s exact cheap objectives, ``gp_inputs`` and log-scaled objectives,
+    ``CheapSpreadSampling``); needs ``space``, ``energy_model`` and ``constraints``."""
 
     cheap_objectives = CHEAP_OBJECTIVES
+    log_objectives = LOG_OBJECTIVES
 
     def evaluate_cheap(self, X: np.ndarray) -> np.ndarray:
         """The cheap objectives (energy, memory) of a design matrix."""

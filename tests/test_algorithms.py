@@ -377,6 +377,54 @@ def test_cheap_objectives_are_exact_and_not_modelled():
     torch.testing.assert_close(Z[..., 1], samples[..., 0])
 
 
+class DecadesZDT1(CheapZDT1):
+    """ZDT1 on three decades (``10 ** (3 f)``), both objectives declared log-scaled, the first cheap."""
+
+    log_objectives = (0, 1)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        super()._evaluate(X, out, *args, **kwargs)
+        out["F"] = 10.0 ** (3 * out["F"])
+
+    def evaluate_cheap(self, X):
+        return 10.0 ** (3 * super().evaluate_cheap(X))
+
+
+def test_log_objectives_are_modelled_and_read_on_a_log_scale():
+    problem = DecadesZDT1(n_var=4)
+    modelled = minimize(problem, small_bo(exact_cheap_objectives=False), ("n_evals", 8), seed=0).algorithm
+    assert modelled.scale.log_indices == (0, 1)
+    _, Y, _ = modelled._training_data()
+    np.testing.assert_allclose(Y.numpy(), -np.log(modelled.evaluated.get("F")))
+    linear = minimize(problem, small_bo(exact_cheap_objectives=False, log_objectives=()), ("n_evals", 8),
+                      seed=0).algorithm
+    np.testing.assert_allclose(linear._training_data()[1].numpy(), -linear.evaluated.get("F"))
+    # the exact cheap objective enters the acquisition on the same scale as the observations
+    from moo_audio.algorithms.botorch_mobo import CheapObjectives
+
+    U = np.random.default_rng(0).random((5, 4))
+    cheap = CheapObjectives(problem, modelled.space, (0,), modelled.scale)
+    np.testing.assert_allclose(cheap.compute(U), -np.log(problem.evaluate_cheap(modelled.space.canonical(U)[0])))
+
+
+class ShiftedZDT1(ZDT1):
+    def _evaluate(self, X, out, *args, **kwargs):
+        super()._evaluate(X, out, *args, **kwargs)
+        out["F"] = out["F"] - 0.5
+
+
+def test_log_objectives_errors():
+    from moo_audio.algorithms.botorch_mobo import ObjectiveScale
+
+    with pytest.raises(ValueError, match="objective 1 is on a log scale .* value <= 0: -2"):
+        ObjectiveScale((1,))(np.array([[0.5, 3.0], [0.0, -2.0]]))
+    np.testing.assert_array_equal(ObjectiveScale((1,))(np.array([[0.0, np.nan]])), [[0.0, np.nan]])
+    with pytest.raises(ValueError, match=r"log_objectives \(2,\) must be objective indices < 2"):
+        minimize(get_problem("zdt1", n_var=4), small_bo(log_objectives=(2,)), ("n_evals", 4))
+    with pytest.raises(ValueError, match="objective 0 is on a log scale"):  # f1 = x1 - 0.5 < 0 in half the box
+        minimize(ShiftedZDT1(n_var=4), small_bo(log_objectives=(0,)), ("n_evals", 10), seed=0)
+
+
 # ------------------------------------------------------------------------------------------- GP inputs
 
 

@@ -559,3 +559,16 @@ def test_compare_initial_design_samplings_quick(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--sampling", "lhs"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "lhs" in proc.stderr
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compare_objective_scales_quick(tmp_path):
+    run_script("compare_acquisitions.py", "--quick", "--budget", "14", "--seeds", "1", "--acquisitions", "qLogNEHVI",
+               "--exact", "true", "--scale", "log,linear", "--name", "objective_scale", "--out", str(tmp_path))
+    variants = {f"qLogNEHVI exact, {c} scale" for c in ("log", "linear")}
+    data = check_hv_outputs(tmp_path, "objective_scale", variants, "variant", seeds=1, budget=14)
+    hv = {r["scale"]: r["hv"] for r in data["runs"]}
+    assert data["settings"]["scale"] == ["log", "linear"] and hv["log"][:12] == hv["linear"][:12]  # one design
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--scale", "sqrt"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "sqrt" in proc.stderr

@@ -116,17 +116,45 @@ class PointValues:
         return torch.as_tensor(self.compute(flat), dtype=X.dtype).reshape(*X.shape[:-1], self.width)
 
 
+class ObjectiveScale:
+    """The frame the GPs and the hypervolume acquisitions see: the problem's objectives (minimisation)
+    with those at ``log_indices`` replaced by their natural logarithm.
+
+    An objective that spans decades (energy, memory) improves as much from 0.01 to 0.001 as from 10
+    to 1 for its user, and on a log scale the hypervolume improvement says so; on the linear scale the
+    cheap end of the front is worth almost nothing to the acquisition. Dominance is unchanged.
+    """
+
+    def __init__(self, log_indices: tuple[int, ...]):
+        self.log_indices = log_indices
+
+    def __call__(self, F: np.ndarray, columns: tuple[int, ...] | None = None) -> np.ndarray:
+        """``F`` (rows; the objectives at ``columns``, default all) in this frame; NaN stays NaN."""
+        F = np.array(F, dtype=float)
+        columns = tuple(range(F.shape[1])) if columns is None else columns
+        for k, j in enumerate(columns):
+            if j in self.log_indices:
+                values = F[:, k]
+                if np.any(values[np.isfinite(values)] <= 0):
+                    raise ValueError(f"objective {j} is on a log scale (log_objectives) but has a value <= 0: "
+                                     f"{values[np.isfinite(values)].min():g}")
+                F[:, k] = np.log(values)
+        return F
+
+
 class CheapObjectives(PointValues):
     """Exact values of a problem's cheap objectives at cube points, in BoTorch's maximisation frame
-    (``problem.evaluate_cheap``, one column per cheap objective)."""
+    (``problem.evaluate_cheap``, one column per cheap objective, through ``scale``)."""
 
-    def __init__(self, problem: Problem, space: UnitCube, indices: tuple[int, ...]):
-        super().__init__(space, lambda X: -np.asarray(problem.evaluate_cheap(X), dtype=float), len(indices),
+    def __init__(self, problem: Problem, space: UnitCube, indices: tuple[int, ...],
+                 scale: ObjectiveScale | None = None):
+        scale = scale if scale is not None else ObjectiveScale(())
+        super().__init__(space, lambda X: -scale(problem.evaluate_cheap(X), indices), len(indices),
                          "evaluate_cheap (one column per cheap objective)")
         self.indices = indices
 
     def remember(self, U: np.ndarray, F: np.ndarray) -> None:
-        """Store values already known (``F`` in the minimisation frame, all objectives)."""
+        """Store values already known (``F`` all objectives, minimisation, in the ``scale`` frame)."""
         super().remember(U, -F[:, self.indices])
 
 
@@ -188,7 +216,8 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         acquisition: one of :data:`ACQUISITIONS`.
         q: candidates per iteration (batch size).
         n_init: size of the initial Sobol design; default :func:`default_n_init`.
-        ref_point: hypervolume reference point, minimisation frame, one value per objective.
+        ref_point: hypervolume reference point, minimisation frame, one value per objective (on the
+            objectives' own scale; log-scaled ones are converted).
         exact_cheap_objectives: model only the expensive objectives and use the problem's exact cheap
             ones; default: whenever the problem declares ``cheap_objectives``.
         acqf_optimizer: ``"discrete"`` or ``"continuous"`` (see above).
@@ -205,6 +234,11 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             the audio NAS surrogate the features ranked held-out real trainings better, yet only
             ``"additive"`` matched the encoding's hypervolume after 100 evaluations (ahead at 50,
             intervals overlapping), hence the default (docs/algorithms.md).
+        log_objectives: indices of the objectives that the GPs and the acquisition read on a log scale
+            (:class:`ObjectiveScale`); default: the problem's ``log_objectives`` (none if it declares
+            none), ``()``: every objective linear. On the audio NAS surrogate the log scale of energy
+            and memory reached NSGA-II's 200-evaluation hypervolume in fewer evaluations
+            (docs/benchmarks.md, "The objectives' scale").
         sampling: pymoo sampling of the initial design (default :class:`SobolSampling`).
         mutation: pymoo mutation of the candidate set's local moves (default :class:`OneGeneMutation`).
         partitioning_alpha: BoTorch's approximation level of the hypervolume box decompositions
@@ -245,6 +279,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         max_iep: int = 4,
         warm_start_maxiter: int | None = None,
         gp_inputs: GPInputs = "encoding",
+        log_objectives: tuple[int, ...] | None = None,
         sampling: Sampling | None = None,
         mutation: Mutation | None = None,
         **kwargs,
@@ -279,6 +314,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         if gp_inputs not in GP_INPUTS:
             raise ValueError(f"unknown gp_inputs {gp_inputs!r}; choose one of {GP_INPUTS}")
         self.gp_inputs = gp_inputs
+        self.log_objectives = log_objectives
 
     # ------------------------------------------------------------------ setup and pymoo hooks
 
@@ -303,6 +339,11 @@ class BoTorchMOBO(UnitCubeAlgorithm):
             raise ValueError("all objectives are declared cheap: nothing for Bayesian optimisation to model")
         if self.cheap and self.acqf_optimizer != "discrete":
             raise ValueError("exact cheap objectives need acqf_optimizer='discrete' (they have no gradients)")
+        logs = getattr(problem, "log_objectives", ()) if self.log_objectives is None else self.log_objectives
+        logs = tuple(int(j) for j in logs or ())
+        if any(not 0 <= j < problem.n_obj for j in logs):
+            raise ValueError(f"log_objectives {logs} must be objective indices < {problem.n_obj}")
+        self.scale = ObjectiveScale(logs)
         self.features = None
         if self.gp_inputs != "encoding":
             if not callable(getattr(problem, "architecture_features", None)):
@@ -336,7 +377,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
     def _training_data(self):
         """Cube points, expensive objectives (max frame, NaN where failed), feasibility labels."""
         U = torch.as_tensor(self.evaluated.get("U"), dtype=_DTYPE)
-        F = self.evaluated.get("F").astype(float)
+        F = self.scale(self.evaluated.get("F"))
         feasible = self.evaluated.get("FEAS")[:, 0]
         Y = torch.as_tensor(-F[:, self.expensive], dtype=_DTYPE)
         label = None
@@ -400,7 +441,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
     def propose(self, q: int) -> np.ndarray:
         """``q`` cube points maximising the acquisition (a Sobol batch while the data cannot support a
         model: fewer than two usable values of an objective, or no feasible evaluation)."""
-        F, feasible = self.evaluated.get("F").astype(float), self.evaluated.get("FEAS")[:, 0]
+        F, feasible = self.scale(self.evaluated.get("F")), self.evaluated.get("FEAS")[:, 0]
         usable = feasible & np.all(np.isfinite(F), axis=1)
         counts = np.isfinite(F[:, self.expensive]).sum(axis=0)
         if not usable.any() or counts.min() < 2:
@@ -415,13 +456,14 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         F_obs = F[usable]
         cheap = None
         if self.cheap:
-            cheap = CheapObjectives(self.problem, self.space, self.cheap)
+            cheap = CheapObjectives(self.problem, self.space, self.cheap, self.scale)
             cheap.remember(U_obs, F_obs)
         choices = self._candidate_set(U_obs, F_obs, cheap) if self.acqf_optimizer == "discrete" else None
         if choices is not None and len(choices) == 0:
             return self.space.sobol(q, self.random_state)
 
-        ref = inferred_reference_point(F_obs) if self.ref_point is None else np.asarray(self.ref_point, float)
+        ref = (inferred_reference_point(F_obs) if self.ref_point is None
+               else self.scale(np.atleast_2d(self.ref_point))[0])
         feasibility = len(self.expensive)  # index of the feasibility GP's output, if there is one
         context = _Context(
             model=model,

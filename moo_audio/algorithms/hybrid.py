@@ -20,7 +20,8 @@ class HybridSearch(UnitCubeAlgorithm):
 
     Runs ``bo`` until ``switch_at`` evaluations have been spent (a fraction of an ``("n_evals", N)``
     budget when below 1, else an absolute count) or, if ``stall_iters`` is set, until the hypervolume
-    of the evaluations has not improved over ``stall_iters`` BO iterations; then ``evolution``
+    of the evaluations (in ``bo``'s objective frame, log-scaled objectives on a log scale) has not
+    improved over ``stall_iters`` BO iterations; then ``evolution``
     continues with *everything evaluated so far* as its population (aging from there on). Both
     phases are the ordinary algorithms, driven through ask/tell and sharing this run's evaluator.
 
@@ -100,12 +101,12 @@ class HybridSearch(UnitCubeAlgorithm):
         """Whether the hypervolume of the evaluations has not grown over ``stall_iters`` BO iterations."""
         if self.stall_iters is None:
             return False
-        F = self.evaluated.get("F")[self.evaluated.get("FEAS")[:, 0]]
+        F = self.bo.scale(self.evaluated.get("F")[self.evaluated.get("FEAS")[:, 0]])  # BO's objective frame
         if len(F) == 0:
             return False
         if self._hv_ref is None:
-            self._hv_ref = np.asarray(self.bo.ref_point if self.bo.ref_point is not None
-                                      else inferred_reference_point(F), dtype=float)
+            self._hv_ref = (self.bo.scale(np.atleast_2d(self.bo.ref_point))[0] if self.bo.ref_point is not None
+                            else inferred_reference_point(F))
         self._hv_trace.append(HV(ref_point=self._hv_ref)(F))
         k = self.stall_iters
         return len(self._hv_trace) > k and self._hv_trace[-1] <= self._hv_trace[-1 - k]
