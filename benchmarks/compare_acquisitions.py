@@ -36,6 +36,7 @@ wall seconds do (compare them from runs with the same ``--jobs`` on an otherwise
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,34 @@ def _sizes(text: str) -> list[int]:
     return [int(n) for n in sizes]
 
 
-def report(runs: list[dict], budget: int, reach: float | None = None) -> tuple[str, dict]:
+#: the run fields that define a variant; ``--paired`` names one of the last five (dashes for underscores)
+VARIANT_FIELDS = ("acquisition", "exact_cheap", "gp_inputs", "n_init", "q", "sampling", "scale")
+
+
+def paired_wins(runs: list[dict], field: str, marks: list[int]) -> dict[str, list[int] | None]:
+    """Per variant, at each of ``marks``: on how many seeds its hypervolume exceeds that of its twin, the
+    run with the same seed and every other setting whose ``field`` has the first value run (``None``: the
+    twin itself)."""
+    first = next(r[field] for r in runs)
+    others = [f for f in VARIANT_FIELDS if f != field]
+    twins = {(tuple(r[f] for f in others), r["seed"]): r["hv"] for r in runs if r[field] == first}
+    wins: dict[str, list[int] | None] = {}
+    for r in runs:
+        twin = twins[tuple(r[f] for f in others), r["seed"]]
+        ahead = None if r[field] == first else [int(r["hv"][m - 1] > twin[m - 1]) for m in marks]
+        wins[r["variant"]] = ahead if ahead is None or r["variant"] not in wins else [
+            a + b for a, b in zip(wins[r["variant"]], ahead)]
+    return wins
+
+
+def report(runs: list[dict], budget: int, reach: float | None = None, paired: str | None = None) -> tuple[str, dict]:
     """The markdown table and the per-evaluation summary of ``runs``; with ``reach``, the evaluations
-    the median curve needs to reach that hypervolume and the seeds that reach it."""
+    the median curve needs to reach that hypervolume and the seeds that reach it; with ``paired`` (a
+    field of :data:`VARIANT_FIELDS`), the seeds on which each variant is ahead of its twin with that
+    field's first value (:func:`paired_wins`)."""
     summary = _hv.summarize(_hv.group_curves(runs, key="variant"))
     at = _hv.marks(budget, (25, 50, 100))
+    wins = paired_wins(runs, paired, at) if paired is not None else {}
     rows = []
     for name, s in summary.items():
         mine = [r for r in runs if r["variant"] == name]
@@ -116,11 +140,16 @@ def report(runs: list[dict], budget: int, reach: float | None = None) -> tuple[s
             seeds = [n for n in (_hv.evals_to_reach(r["hv"], reach) for r in mine) if n is not None]
             row += [f"not in {budget}" if median is None else median,
                     f"{len(seeds)} of {len(mine)}" + (f" ({min(seeds)}-{max(seeds)})" if seeds else "")]
+        if paired is not None:
+            row.append("-" if wins[name] is None else " / ".join(f"{w} of {len(mine)}" for w in wins[name]))
         rows.append(row)
     header = ["acquisition, cheap objectives", *(f"HV at {m}" for m in at), "median wall s / run",
               "median CPU s / run"]
     if reach is not None:
         header += [f"evals to HV {reach} (median curve)", f"seeds reaching {reach}"]
+    if paired is not None:
+        first = next(r[paired] for r in runs)
+        header.append(f"ahead of {paired} {first}, paired seeds ({' / '.join(map(str, at))})")
     return _hv.markdown(header, rows), summary
 
 
@@ -152,7 +181,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reach", type=float, default=None,
                         help="a hypervolume to report the evaluations to (e.g. NSGA-II's at 200 evaluations)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
+    parser.add_argument("--paired", choices=[f.replace("_", "-") for f in VARIANT_FIELDS[2:]], default=None,
+                        help="add the seeds on which each variant is ahead of the same seed's run with this "
+                             "setting's first value and the others alike")
+    parser.add_argument("--report", type=Path, metavar="JSON", default=None,
+                        help="rewrite the table (.md beside it) of an earlier run's JSON, with --reach/--paired")
     args = parser.parse_args(argv)
+    paired = None if args.paired is None else args.paired.replace("-", "_")
+    if args.report is not None:
+        data = json.loads(args.report.read_text())
+        table, _ = report(data["runs"], data["settings"]["budget"], args.reach, paired)
+        args.report.with_suffix(".md").write_text(table + "\n")
+        print(table, flush=True)
+        return
     seeds, budget, trees = _hv.run_sizes(args)
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
@@ -169,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             for s in seed_list]
     runs, failed = _hv.run_jobs(run, jobs, args.jobs)
 
-    table, summary = report(runs, budget, args.reach)
+    table, summary = report(runs, budget, args.reach, paired)
     print(table, flush=True)
     settings = {"table": args.table, "trees": trees, "seeds": seeds, "budget": budget, "quick": args.quick,
                 "acquisitions": acquisitions, "exact_cheap_objectives": list(exacts), "gp_inputs": gp_inputs,

@@ -405,6 +405,9 @@ def test_log_objectives_are_modelled_and_read_on_a_log_scale():
     U = np.random.default_rng(0).random((5, 4))
     cheap = CheapObjectives(problem, modelled.space, (0,), modelled.scale)
     np.testing.assert_allclose(cheap.compute(U), -np.log(problem.evaluate_cheap(modelled.space.canonical(U)[0])))
+    # a given reference point is in the problem's frame and converted like the observations
+    given = minimize(problem, small_bo(ref_point=np.array([1e3, 1e3])), ("n_evals", 8), seed=0).algorithm
+    np.testing.assert_allclose(given.reference_point(np.zeros((1, 2))), np.log([1e3, 1e3]))
 
 
 class ShiftedZDT1(ZDT1):

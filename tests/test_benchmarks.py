@@ -564,11 +564,20 @@ def test_compare_initial_design_samplings_quick(tmp_path):
 @pytest.mark.filterwarnings("ignore")
 def test_compare_objective_scales_quick(tmp_path):
     run_script("compare_acquisitions.py", "--quick", "--budget", "14", "--seeds", "1", "--acquisitions", "qLogNEHVI",
-               "--exact", "true", "--scale", "log,linear", "--name", "objective_scale", "--out", str(tmp_path))
+               "--exact", "true", "--scale", "log,linear", "--paired", "scale", "--name", "objective_scale",
+               "--out", str(tmp_path))
     variants = {f"qLogNEHVI exact, {c} scale" for c in ("log", "linear")}
     data = check_hv_outputs(tmp_path, "objective_scale", variants, "variant", seeds=1, budget=14)
     hv = {r["scale"]: r["hv"] for r in data["runs"]}
     assert data["settings"]["scale"] == ["log", "linear"] and hv["log"][:12] == hv["linear"][:12]  # one design
+    # the paired column: the linear run against the log run of the same seed, at 14 evaluations
+    table = (tmp_path / "objective_scale.md").read_text()
+    assert "| ahead of scale log, paired seeds (14) |" in table
+    assert table.splitlines()[2].endswith("| - |")
+    assert table.splitlines()[3].endswith(f"| {int(hv['linear'][13] > hv['log'][13])} of 1 |")
+    (tmp_path / "objective_scale.md").unlink()  # --report rewrites it from the stored runs
+    run_script("compare_acquisitions.py", "--report", str(tmp_path / "objective_scale.json"), "--paired", "scale")
+    assert (tmp_path / "objective_scale.md").read_text() == table
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_acquisitions.py"), "--quick", "--scale", "sqrt"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "sqrt" in proc.stderr

@@ -122,7 +122,9 @@ class ObjectiveScale:
 
     An objective that spans decades (energy, memory) improves as much from 0.01 to 0.001 as from 10
     to 1 for its user, and on a log scale the hypervolume improvement says so; on the linear scale the
-    cheap end of the front is worth almost nothing to the acquisition. Dominance is unchanged.
+    cheap end of the front is worth almost nothing to the acquisition. Dominance is unchanged. (BoTorch's
+    ``Log`` outcome transform would not do: the posterior is returned on the original scale, so the
+    hypervolume stays linear; and exact cheap objectives are not modelled at all.)
     """
 
     def __init__(self, log_indices: tuple[int, ...]):
@@ -462,8 +464,7 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         if choices is not None and len(choices) == 0:
             return self.space.sobol(q, self.random_state)
 
-        ref = (inferred_reference_point(F_obs) if self.ref_point is None
-               else self.scale(np.atleast_2d(self.ref_point))[0])
+        ref = self.reference_point(F_obs)
         feasibility = len(self.expensive)  # index of the feasibility GP's output, if there is one
         context = _Context(
             model=model,
@@ -477,6 +478,11 @@ class BoTorchMOBO(UnitCubeAlgorithm):
         if self.acquisition in ("qNParEGO", "rs-UCB"):
             return self._scalarized_batch(context, q, choices)
         return self._optimize(self._hypervolume_acqf(context), q, choices)
+
+    def reference_point(self, F: np.ndarray) -> np.ndarray:
+        """The hypervolume reference in this algorithm's objective frame: ``ref_point`` converted by
+        :attr:`scale`, else inferred from ``F`` (feasible objectives, already in that frame)."""
+        return inferred_reference_point(F) if self.ref_point is None else self.scale(np.atleast_2d(self.ref_point))[0]
 
     def _multi_objective(self, cheap: CheapObjectives | None) -> GenericMCMultiOutputObjective:
         """Model outcomes -> all objectives (max frame), inserting the exact cheap ones at their index."""

@@ -10,7 +10,7 @@ from pymoo.indicators.hv import HV
 from pymoo.termination.max_eval import MaximumFunctionCallTermination
 
 from moo_audio.algorithms._base import UnitCubeAlgorithm
-from moo_audio.algorithms.botorch_mobo import BoTorchMOBO, default_n_init, inferred_reference_point
+from moo_audio.algorithms.botorch_mobo import BoTorchMOBO, default_n_init
 from moo_audio.algorithms.evolution import RegularizedEvolution
 from moo_audio.algorithms.operators import SwarmMutation
 
@@ -105,8 +105,7 @@ class HybridSearch(UnitCubeAlgorithm):
         if len(F) == 0:
             return False
         if self._hv_ref is None:
-            self._hv_ref = (self.bo.scale(np.atleast_2d(self.bo.ref_point))[0] if self.bo.ref_point is not None
-                            else inferred_reference_point(F))
+            self._hv_ref = self.bo.reference_point(F)
         self._hv_trace.append(HV(ref_point=self._hv_ref)(F))
         k = self.stall_iters
         return len(self._hv_trace) > k and self._hv_trace[-1] <= self._hv_trace[-1 - k]
