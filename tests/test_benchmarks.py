@@ -88,6 +88,15 @@ def test_compare_optimizers_seed_noise(tmp_path):
     noise_free = compare_optimizers.run("random", 0, "builtin", 50, 30, True)
     assert noise_free["hv"] != again["hv_observed"] and "hv_observed" not in noise_free
 
+    # merged over itself (a rerun over a stored comparison), each seed of each algorithm counts once
+    merged = tmp_path / "merged"
+    proc = run_script("compare_optimizers.py", "--merge", str(tmp_path / "optimizers-seed_noise.json"),
+                      str(tmp_path / "optimizers-seed_noise.json"), "--out", str(merged))
+    assert "random's runs from" in proc.stderr
+    again = check_hv_outputs(merged, "optimizers-seed_noise", {"random", "nsga2"}, "algorithm", seeds=1, budget=30,
+                             monotone=False)
+    assert again["summary"] == data["summary"]
+
 
 @pytest.mark.filterwarnings("ignore")
 def test_compare_optimizers_ax_peer(tmp_path):
