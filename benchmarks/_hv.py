@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -283,6 +284,21 @@ def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> 
             for future, i in futures.items():
                 done(i, future.result)
     return [r for r in results if r is not None], failed
+
+
+def latest_runs(paths: Sequence[Path], loaded: Sequence[dict], keep: Sequence[str], key: str = "algorithm"
+                ) -> list[dict]:
+    """The runs (``loaded[i]["runs"]``, read from ``paths[i]``) whose ``key`` is in ``keep``; where two files
+    hold runs of the same ``key``, the later file's replace the earlier's (said on stderr), so that a rerun
+    merged over a stored comparison counts no seed twice."""
+    source: dict[str, int] = {}
+    for index, data in enumerate(loaded):
+        for name in sorted({r[key] for r in data["runs"]} & set(keep)):
+            if name in source:
+                print(f"--merge: {name}'s runs from {paths[index]} replace those from {paths[source[name]]}",
+                      file=sys.stderr)
+            source[name] = index
+    return [r for index, data in enumerate(loaded) for r in data["runs"] if source.get(r[key]) == index]
 
 
 def exit_if_failed(failed: Sequence[str]) -> None:

@@ -348,18 +348,6 @@ def report(runs: list[dict], budget: int, baseline: str = "nsga2") -> tuple[str,
     return _hv.markdown(header, rows), summary
 
 
-def _latest_runs(paths: list[Path], loaded: list[dict], algorithms: list[str]) -> list[dict]:
-    """The runs of ``algorithms`` in merged files; a later file's runs of an algorithm replace an earlier's."""
-    source: dict[str, int] = {}
-    for index, data in enumerate(loaded):
-        for name in {r["algorithm"] for r in data["runs"]} & set(algorithms):
-            if name in source:
-                print(f"--merge: {name}'s runs from {paths[index]} replace those from {paths[source[name]]}",
-                      file=sys.stderr)
-            source[name] = index
-    return [r for index, data in enumerate(loaded) for r in data["runs"] if source.get(r["algorithm"]) == index]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _hv.add_run_arguments(parser, "algorithm", full=(10, 200), quick=(2, 30),
@@ -386,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         if len(noisy) > 1:
             parser.error("--merge: some files hold seed-noise runs and some noise-free ones; merge them apart")
         args.seed_noise = noisy.pop()
-        runs = _latest_runs(args.merge, loaded, algorithms)
+        runs = _hv.latest_runs(args.merge, loaded, algorithms)
         failed = [line for data in loaded for line in data.get("failed", [])]
         budget = max(len(r["hv"]) for r in runs)
         seeds = max(r["seed"] for r in runs) + 1

@@ -22,6 +22,11 @@ hypervolume)::
 
     python benchmarks/multi_fidelity.py --jobs 2          # 10 seeds, 200 evaluations' worth
     python benchmarks/multi_fidelity.py --quick           # 2 seeds, 30 evaluations' worth, 50 trees
+    python benchmarks/multi_fidelity.py --merge a.json b.json  # one report of earlier runs
+
+``--merge`` reports the runs stored in earlier ``multi_fidelity.json`` files instead of running; a later
+file's runs of a method replace an earlier file's (a rerun of one proposer over a stored comparison).
+The files must share the table, budget, trees, BO options and successive-halving settings.
 
 Writes ``multi_fidelity.json``, ``.md`` and ``.png`` under ``--out``.
 """
@@ -29,6 +34,7 @@ Writes ``multi_fidelity.json``, ``.md`` and ``.png`` under ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -133,7 +139,24 @@ def report(runs: list[dict], budget_evals: int, seeds: int) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", summary
 
 
-def main() -> None:
+def _merged(parser, paths: list[Path]) -> tuple[dict, list[dict], list[str]]:
+    """The settings and runs of stored ``multi_fidelity.json`` files (a later file's methods replace an
+    earlier's); refuses files whose runs cannot share one table of seconds."""
+    loaded = [json.loads(path.read_text()) for path in paths]
+    shared = ("table", "budget_evals", "trees", "bo_options", "asha", "grid")
+    for path, data in zip(paths[1:], loaded[1:], strict=True):
+        differ = [k for k in shared if data["settings"][k] != loaded[0]["settings"][k]]
+        if differ:
+            parser.error(f"--merge: {path} differs from {paths[0]} in {', '.join(differ)}")
+    methods = list(dict.fromkeys(r["method"] for data in loaded for r in data["runs"]))
+    runs = _hv.latest_runs(paths, loaded, methods, key="method")
+    proposers = list(dict.fromkeys(p for data in loaded for p in data["settings"]["proposers"]))
+    settings = {**loaded[0]["settings"], "proposers": proposers, "seeds": max(r["seed"] for r in runs) + 1,
+                "merged": [str(p) for p in paths]}
+    return settings, runs, [line for data in loaded for line in data.get("failed", [])]
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _hv.add_run_arguments(parser, "method", full=(10, 200), quick=(2, 30),
                           quick_help="2 seeds, 30 evaluations' worth of seconds, 50 trees, quick BO")
@@ -141,22 +164,26 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int, default=2, help="epochs of successive halving's first rung")
     parser.add_argument("--eta", type=int, default=3, help="successive halving's promotion rate 1/eta")
     parser.add_argument("--no-tell", action="store_true", help="the proposer sees only first-rung results")
-    args = parser.parse_args()
-    proposers = _hv.choose(parser, args.proposers, PROPOSERS, "proposer")
-    seeds, budget, trees = _hv.run_sizes(args)
-    bo = _hv.QUICK_BO if args.quick else {}
-    asha = {"min_epochs": args.min_epochs, "eta": args.eta, "tell_promotions": not args.no_tell}
-    jobs = [(name, p, options, seed, args.table, trees, budget, bo)
-            for p in proposers for name, options in ((p, None), (f"{p}+asha", asha)) for seed in range(seeds)]
-    runs, failed = _hv.run_jobs(run, jobs, args.jobs)
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="report the runs of these multi_fidelity.json files instead of running")
+    args = parser.parse_args(argv)
+    if args.merge:
+        settings, runs, failed = _merged(parser, args.merge)
+    else:
+        proposers = _hv.choose(parser, args.proposers, PROPOSERS, "proposer")
+        seeds, budget, trees = _hv.run_sizes(args)
+        asha = {"min_epochs": args.min_epochs, "eta": args.eta, "tell_promotions": not args.no_tell}
+        settings = {"table": args.table, "proposers": proposers, "seeds": seeds, "budget_evals": budget,
+                    "trees": trees, "bo_options": _hv.QUICK_BO if args.quick else {}, "asha": asha, "grid": GRID}
+        jobs = [(name, p, options, seed, args.table, trees, budget, settings["bo_options"])
+                for p in proposers for name, options in ((p, None), (f"{p}+asha", asha)) for seed in range(seeds)]
+        runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     if runs:
-        table, summary = report(runs, budget, seeds)
-        data = {"settings": {"table": args.table, "proposers": proposers, "seeds": seeds, "budget_evals": budget,
-                             "trees": trees, "bo_options": bo, "asha": asha, "grid": GRID},
-                "environment": _hv.environment(), "runs": runs}
+        table, summary = report(runs, settings["budget_evals"], settings["seeds"])
+        data = {"settings": settings, "environment": _hv.environment(), "runs": runs}
         limit = runs[0]["seconds_budget"]
         _hv.write(args.out, "multi_fidelity", {**data, "summary": summary}, table, summary,
-                  f"hypervolume vs training seconds ({args.table})",
+                  f"hypervolume vs training seconds ({settings['table']})",
                   x=limit * np.arange(1, GRID + 1) / GRID, xlabel="training seconds (table's machine)")
         print(table)
     _hv.exit_if_failed(failed)

@@ -272,6 +272,20 @@ def test_multi_fidelity_quick(tmp_path):
     assert "saving" in (tmp_path / "multi_fidelity.md").read_text()
     assert (tmp_path / "multi_fidelity.png").read_bytes()[:4] == b"\x89PNG"
 
+    # a stored comparison merged with a rerun of it: the rerun's runs replace the stored ones, none twice
+    stored = tmp_path / "multi_fidelity.json"
+    merged = tmp_path / "merged"
+    proc = run_script("multi_fidelity.py", "--merge", str(stored), str(stored), "--out", str(merged))
+    assert "evolution+asha's runs from" in proc.stderr
+    again = json.loads((merged / "multi_fidelity.json").read_text())
+    assert len(again["runs"]) == 4 and again["summary"] == data["summary"]
+    # runs of another surrogate or budget cannot share the table of seconds
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**data, "settings": {**data["settings"], "trees": 7}}))
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "multi_fidelity.py"), "--merge", str(stored), str(other)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "differs from" in proc.stderr and "trees" in proc.stderr
+
 
 def test_frontend_bottleneck_quick(tmp_path):
     run_script("frontend_bottleneck.py", "--quick", "--out", str(tmp_path))
