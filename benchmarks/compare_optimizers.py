@@ -374,6 +374,10 @@ def main(argv: list[str] | None = None) -> None:
         if len(noisy) > 1:
             parser.error("--merge: some files hold seed-noise runs and some noise-free ones; merge them apart")
         args.seed_noise = noisy.pop()
+        tables = {data["settings"]["table"] for data in loaded}
+        if len(tables) > 1:
+            parser.error(f"--merge: the files hold runs on different tables ({', '.join(sorted(tables))})")
+        args.table = tables.pop()
         runs = _hv.latest_runs(args.merge, loaded, algorithms)
         failed = [line for data in loaded for line in data.get("failed", [])]
         budget = max(len(r["hv"]) for r in runs)

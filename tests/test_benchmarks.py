@@ -95,7 +95,14 @@ def test_compare_optimizers_seed_noise(tmp_path):
     assert "random's runs from" in proc.stderr
     again = check_hv_outputs(merged, "optimizers-seed_noise", {"random", "nsga2"}, "algorithm", seeds=1, budget=30,
                              monotone=False)
-    assert again["summary"] == data["summary"]
+    assert again["summary"] == data["summary"] and again["settings"]["table"] == "builtin"
+    # runs on another table are refused, not reported as this table's
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**data, "settings": {**data["settings"], "table": "fsdd"}}))
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "compare_optimizers.py"), "--merge",
+                           str(tmp_path / "optimizers-seed_noise.json"), str(other)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "different tables (builtin, fsdd)" in proc.stderr
 
 
 @pytest.mark.filterwarnings("ignore")
