@@ -368,8 +368,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{name} needs {module}: pip install 'moo-audio[{extra}]' (or leave it out of --algorithms)")
     _hv.quiet()
 
+    loaded = [json.loads(path.read_text()) for path in args.merge or []]
     if args.merge:
-        loaded = [json.loads(path.read_text()) for path in args.merge]
         noisy = {bool(data["settings"].get("seed_noise")) for data in loaded}
         if len(noisy) > 1:
             parser.error("--merge: some files hold seed-noise runs and some noise-free ones; merge them apart")
@@ -399,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seed_noise": args.seed_noise,
                 "algorithms": algorithms, "pop_size": POP_SIZE, "bo_options": QUICK_BO if args.quick else {},
                 "jobs": args.jobs, "merged": [str(p) for p in args.merge or []],
+                "merged_environments": [data["environment"] for data in loaded],
                 "hv": "feasible points, error linear and energy/memory log-normalised, pymoo HV at (1, 1, 1)"}
     data = {"settings": settings, "failed": failed, "environment": _hv.environment(),
             "reference": runs[0]["reference"],

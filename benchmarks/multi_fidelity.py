@@ -152,7 +152,7 @@ def _merged(parser, paths: list[Path]) -> tuple[dict, list[dict], list[str]]:
     runs = _hv.latest_runs(paths, loaded, methods, key="method")
     proposers = list(dict.fromkeys(p for data in loaded for p in data["settings"]["proposers"]))
     settings = {**loaded[0]["settings"], "proposers": proposers, "seeds": max(r["seed"] for r in runs) + 1,
-                "merged": [str(p) for p in paths]}
+                "merged": [str(p) for p in paths], "merged_environments": [data["environment"] for data in loaded]}
     return settings, runs, [line for data in loaded for line in data.get("failed", [])]
 
 

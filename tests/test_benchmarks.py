@@ -96,6 +96,7 @@ def test_compare_optimizers_seed_noise(tmp_path):
     again = check_hv_outputs(merged, "optimizers-seed_noise", {"random", "nsga2"}, "algorithm", seeds=1, budget=30,
                              monotone=False)
     assert again["summary"] == data["summary"] and again["settings"]["table"] == "builtin"
+    assert again["settings"]["merged_environments"] == [data["environment"]] * 2  # where each file's runs ran
     # runs on another table are refused, not reported as this table's
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**data, "settings": {**data["settings"], "table": "fsdd"}}))
@@ -286,6 +287,7 @@ def test_multi_fidelity_quick(tmp_path):
     assert "evolution+asha's runs from" in proc.stderr
     again = json.loads((merged / "multi_fidelity.json").read_text())
     assert len(again["runs"]) == 4 and again["summary"] == data["summary"]
+    assert again["settings"]["merged_environments"] == [data["environment"]] * 2
     # runs of another surrogate or budget cannot share the table of seconds
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**data, "settings": {**data["settings"], "trees": 7}}))
