@@ -44,11 +44,14 @@ _REFITS: dict[tuple[str, int, int], list] = {}
 
 
 def add_run_arguments(parser, unit: str, full: tuple[int, int], quick: tuple[int, int], quick_help: str) -> None:
-    """The options both scripts share: ``--table --seeds --budget --trees --jobs --out --quick``;
+    """The options both scripts share: ``--table --seeds --first-seed --budget --trees --jobs --out --quick``;
     ``full`` and ``quick`` are the (seeds, budget) defaults of a full and a ``--quick`` run."""
     parser.add_argument("--table", default="builtin", help="surrogate table: builtin, fsdd or a file")
     parser.add_argument("--seeds", type=int, default=None,
                         help=f"seeds per {unit} (default {full[0]}, quick {quick[0]})")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first-seed, ..., first-seed + seeds - 1 (default 0): more seeds for a "
+                             "stored comparison, merged over it with --merge")
     parser.add_argument("--budget", type=int, default=None,
                         help=f"evaluations per run (default {full[1]}, quick {quick[1]})")
     parser.add_argument("--trees", type=int, default=None,
@@ -59,10 +62,15 @@ def add_run_arguments(parser, unit: str, full: tuple[int, int], quick: tuple[int
     parser.set_defaults(_full=full, _quick=quick)
 
 
-def run_sizes(args) -> tuple[int, int, int]:
-    """``(seeds, budget, trees)`` of parsed arguments: the options given, else the defaults."""
+def run_sizes(parser, args) -> tuple[range, int, int]:
+    """``(seeds, budget, trees)`` of parsed arguments, the options given else the defaults; ``seeds`` is
+    the range of seeds to run."""
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
     seeds, budget = args._quick if args.quick else args._full
-    return args.seeds or seeds, args.budget or budget, args.trees or (QUICK_TREES if args.quick else TREES)
+    seeds = args.seeds or seeds
+    return (range(args.first_seed, args.first_seed + seeds), args.budget or budget,
+            args.trees or (QUICK_TREES if args.quick else TREES))
 
 
 def choose(parser, given: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -289,16 +297,26 @@ def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> 
 def latest_runs(paths: Sequence[Path], loaded: Sequence[dict], keep: Sequence[str], key: str = "algorithm"
                 ) -> list[dict]:
     """The runs (``loaded[i]["runs"]``, read from ``paths[i]``) whose ``key`` is in ``keep``; where two files
-    hold runs of the same ``key``, the later file's replace the earlier's (said on stderr), so that a rerun
-    merged over a stored comparison counts no seed twice."""
-    source: dict[str, int] = {}
+    hold a run of the same ``key`` and seed, the later file's replaces the earlier's (said on stderr), so
+    that a rerun merged over a stored comparison counts no seed twice, while a file of further seeds
+    (``--first-seed``) adds to it."""
+    source: dict[tuple[str, int], int] = {}
     for index, data in enumerate(loaded):
         for name in sorted({r[key] for r in data["runs"]} & set(keep)):
-            if name in source:
-                print(f"--merge: {name}'s runs from {paths[index]} replace those from {paths[source[name]]}",
-                      file=sys.stderr)
-            source[name] = index
-    return [r for index, data in enumerate(loaded) for r in data["runs"] if source.get(r[key]) == index]
+            seeds = sorted(r["seed"] for r in data["runs"] if r[key] == name)
+            replaced = sorted(s for s in seeds if (name, s) in source)
+            if replaced:
+                earlier = sorted({str(paths[source[name, s]]) for s in replaced})
+                print(f"--merge: {name}'s seeds {replaced} from {paths[index]} replace those from "
+                      f"{', '.join(earlier)}", file=sys.stderr)
+            source.update({(name, s): index for s in seeds})
+    return [r for index, data in enumerate(loaded) for r in data["runs"] if source.get((r[key], r["seed"])) == index]
+
+
+def seed_count(runs: Sequence[dict], key: str = "algorithm") -> int:
+    """The most seeds any one ``key`` has among ``runs`` (what a merged table's title reports)."""
+    names = {r[key] for r in runs}
+    return max(len({r["seed"] for r in runs if r[key] == name}) for name in names)
 
 
 def exit_if_failed(failed: Sequence[str]) -> None:

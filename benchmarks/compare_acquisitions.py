@@ -177,7 +177,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", default=None,
                         help=f"comma-separated objective scales to run, of {tuple(SCALES)} "
                              "(default: BoTorchMOBO's, unnamed)")
-    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--reach", type=float, default=None,
                         help="a hypervolume to report the evaluations to (e.g. NSGA-II's at 200 evaluations)")
     parser.add_argument("--name", default="acquisitions", help="stem of the output files")
@@ -194,15 +193,13 @@ def main(argv: list[str] | None = None) -> None:
         args.report.with_suffix(".md").write_text(table + "\n")
         print(table, flush=True)
         return
-    seeds, budget, trees = _hv.run_sizes(args)
+    seeds, budget, trees = _hv.run_sizes(parser, args)
     acquisitions = _hv.choose(parser, args.acquisitions, ACQUISITIONS, "acquisitions")
     exacts = {"both": (True, False), "true": (True,), "false": (False,)}[args.exact]
     gp_inputs = [None] if args.gp_inputs is None else _hv.choose(parser, args.gp_inputs, GP_INPUTS, "gp inputs")
     samplings = [None] if args.sampling is None else _hv.choose(parser, args.sampling, SAMPLINGS, "samplings")
     scales = [None] if args.scale is None else _hv.choose(parser, args.scale, tuple(SCALES), "scales")
-    if args.first_seed < 0:
-        parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
-    seed_list = list(range(args.first_seed, args.first_seed + seeds))
+    seed_list, seeds = list(seeds), len(seeds)
     _hv.quiet()
 
     jobs = [(a, e, g, n, q, d, c, s, args.table, trees, budget, args.quick) for a in acquisitions for e in exacts

@@ -20,12 +20,12 @@ Algorithms (``--algorithms``, default all):
   initial design of ``BoTorchMOBO``'s size; an infeasible trial is told as failed, SMAC's own
   mechanism for it, at the worst cost the run has seen; the ``bench`` extra).
 
-Every algorithm runs ``--seeds`` seeds (0, 1, ...) of ``--budget`` evaluations (evaluations beyond the
-budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see ``benchmarks/_hv.py``):
-pymoo ``HV`` of the running non-dominated set of the *feasible* evaluations, objectives normalised by
-a fixed scale computed once from the table (error as it is; energy and memory on a log scale between
-the table's extremes, widened by 10%). It is thus in [0, ~1] and comparable across algorithms and
-with ``compare_acquisitions.py``.
+Every algorithm runs ``--seeds`` seeds (0, 1, ..., or from ``--first-seed``) of ``--budget`` evaluations
+(evaluations beyond the budget, e.g. of NSGA-II's last generation, are not counted). Hypervolume (see
+``benchmarks/_hv.py``): pymoo ``HV`` of the running non-dominated set of the *feasible* evaluations,
+objectives normalised by a fixed scale computed once from the table (error as it is; energy and memory
+on a log scale between the table's extremes, widened by 10%). It is thus in [0, ~1] and comparable
+across algorithms and with ``compare_acquisitions.py``.
 
 Outputs under ``--out``: ``optimizers.json`` (every curve, timings, settings, reference),
 ``optimizers.md`` (median and 95 % percentile-bootstrap interval of the median HV at 25/50/100/200
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                         help="report the runs of these optimizers.json files instead of running")
     args = parser.parse_args(argv)
-    seeds, budget, trees = _hv.run_sizes(args)
+    seeds, budget, trees = _hv.run_sizes(parser, args)
     algorithms = _hv.choose(parser, args.algorithms, ALGORITHMS, "algorithms")
     for name in [] if args.merge else algorithms:  # merging reads results; it runs no peer
         module, extra = PEER_PACKAGES.get(name.split("-")[0], (None, None))
@@ -381,14 +381,15 @@ def main(argv: list[str] | None = None) -> None:
         runs = _hv.latest_runs(args.merge, loaded, algorithms)
         failed = [line for data in loaded for line in data.get("failed", [])]
         budget = max(len(r["hv"]) for r in runs)
-        seeds = max(r["seed"] for r in runs) + 1
+        seeds = _hv.seed_count(runs)
         trees = loaded[0]["settings"]["trees"]
     else:
         # the Bayesian runs first, so that a pool does not end waiting on one of them
         jobs = [(a, s, args.table, trees, budget, args.quick, args.seed_noise)
                 for a in sorted(algorithms, key=lambda a: a not in ("botorch", "hybrid", "optuna-gp"))
-                for s in range(seeds)]
+                for s in seeds]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
+        seeds = len(seeds)
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 
     table, summary = report(runs, budget)

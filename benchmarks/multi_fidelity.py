@@ -151,7 +151,7 @@ def _merged(parser, paths: list[Path]) -> tuple[dict, list[dict], list[str]]:
     methods = list(dict.fromkeys(r["method"] for data in loaded for r in data["runs"]))
     runs = _hv.latest_runs(paths, loaded, methods, key="method")
     proposers = list(dict.fromkeys(p for data in loaded for p in data["settings"]["proposers"]))
-    settings = {**loaded[0]["settings"], "proposers": proposers, "seeds": max(r["seed"] for r in runs) + 1,
+    settings = {**loaded[0]["settings"], "proposers": proposers, "seeds": _hv.seed_count(runs, key="method"),
                 "merged": [str(p) for p in paths], "merged_environments": [data["environment"] for data in loaded]}
     return settings, runs, [line for data in loaded for line in data.get("failed", [])]
 
@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> None:
         settings, runs, failed = _merged(parser, args.merge)
     else:
         proposers = _hv.choose(parser, args.proposers, PROPOSERS, "proposer")
-        seeds, budget, trees = _hv.run_sizes(args)
+        seeds, budget, trees = _hv.run_sizes(parser, args)
         asha = {"min_epochs": args.min_epochs, "eta": args.eta, "tell_promotions": not args.no_tell}
-        settings = {"table": args.table, "proposers": proposers, "seeds": seeds, "budget_evals": budget,
+        settings = {"table": args.table, "proposers": proposers, "seeds": len(seeds), "budget_evals": budget,
                     "trees": trees, "bo_options": _hv.QUICK_BO if args.quick else {}, "asha": asha, "grid": GRID}
         jobs = [(name, p, options, seed, args.table, trees, budget, settings["bo_options"])
-                for p in proposers for name, options in ((p, None), (f"{p}+asha", asha)) for seed in range(seeds)]
+                for p in proposers for name, options in ((p, None), (f"{p}+asha", asha)) for seed in seeds]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
     if runs:
         table, summary = report(runs, settings["budget_evals"], settings["seeds"])

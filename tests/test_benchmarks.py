@@ -92,11 +92,21 @@ def test_compare_optimizers_seed_noise(tmp_path):
     merged = tmp_path / "merged"
     proc = run_script("compare_optimizers.py", "--merge", str(tmp_path / "optimizers-seed_noise.json"),
                       str(tmp_path / "optimizers-seed_noise.json"), "--out", str(merged))
-    assert "random's runs from" in proc.stderr
+    assert "random's seeds [0] from" in proc.stderr
     again = check_hv_outputs(merged, "optimizers-seed_noise", {"random", "nsga2"}, "algorithm", seeds=1, budget=30,
                              monotone=False)
     assert again["summary"] == data["summary"] and again["settings"]["table"] == "builtin"
     assert again["settings"]["merged_environments"] == [data["environment"]] * 2  # where each file's runs ran
+    # further seeds (--first-seed) merged over the stored ones add to them
+    further = tmp_path / "further"
+    run_script("compare_optimizers.py", "--quick", "--seed-noise", "--algorithms", "random", "--seeds", "1",
+               "--first-seed", "1", "--out", str(further))
+    proc = run_script("compare_optimizers.py", "--merge", str(tmp_path / "optimizers-seed_noise.json"),
+                      str(further / "optimizers-seed_noise.json"), "--out", str(merged))
+    assert "replace" not in proc.stderr
+    both = json.loads((merged / "optimizers-seed_noise.json").read_text())
+    assert sorted((r["algorithm"], r["seed"]) for r in both["runs"]) == [("nsga2", 0), ("random", 0), ("random", 1)]
+    assert both["settings"]["seeds"] == 2  # the most seeds of one algorithm, for the title
     # runs on another table are refused, not reported as this table's
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**data, "settings": {**data["settings"], "table": "fsdd"}}))
@@ -284,7 +294,7 @@ def test_multi_fidelity_quick(tmp_path):
     stored = tmp_path / "multi_fidelity.json"
     merged = tmp_path / "merged"
     proc = run_script("multi_fidelity.py", "--merge", str(stored), str(stored), "--out", str(merged))
-    assert "evolution+asha's runs from" in proc.stderr
+    assert "evolution+asha's seeds [0, 1] from" in proc.stderr
     again = json.loads((merged / "multi_fidelity.json").read_text())
     assert len(again["runs"]) == 4 and again["summary"] == data["summary"]
     assert again["settings"]["merged_environments"] == [data["environment"]] * 2
