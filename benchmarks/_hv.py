@@ -294,15 +294,15 @@ def run_jobs(fn: Callable[..., dict], jobs: Sequence[tuple], processes: int) -> 
     return [r for r in results if r is not None], failed
 
 
-def latest_runs(paths: Sequence[Path], loaded: Sequence[dict], keep: Sequence[str], key: str = "algorithm"
-                ) -> list[dict]:
-    """The runs (``loaded[i]["runs"]``, read from ``paths[i]``) whose ``key`` is in ``keep``; where two files
-    hold a run of the same ``key`` and seed, the later file's replaces the earlier's (said on stderr), so
-    that a rerun merged over a stored comparison counts no seed twice, while a file of further seeds
-    (``--first-seed``) adds to it."""
+def latest_runs(paths: Sequence[Path], loaded: Sequence[dict], keep: Sequence[str] | None = None,
+                key: str = "algorithm") -> list[dict]:
+    """The runs (``loaded[i]["runs"]``, read from ``paths[i]``) whose ``key`` is in ``keep`` (all when
+    ``None``); where two files hold a run of the same ``key`` and seed, the later file's replaces the earlier's
+    (said on stderr), so that a rerun merged over a stored comparison counts no seed twice, while a file of
+    further seeds (``--first-seed``) adds to it."""
     source: dict[tuple[str, int], int] = {}
     for index, data in enumerate(loaded):
-        for name in sorted({r[key] for r in data["runs"]} & set(keep)):
+        for name in sorted({r[key] for r in data["runs"] if keep is None or r[key] in keep}):
             seeds = sorted(r["seed"] for r in data["runs"] if r[key] == name)
             replaced = sorted(s for s in seeds if (name, s) in source)
             if replaced:

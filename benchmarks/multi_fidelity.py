@@ -148,8 +148,7 @@ def _merged(parser, paths: list[Path]) -> tuple[dict, list[dict], list[str]]:
         differ = [k for k in shared if data["settings"][k] != loaded[0]["settings"][k]]
         if differ:
             parser.error(f"--merge: {path} differs from {paths[0]} in {', '.join(differ)}")
-    methods = list(dict.fromkeys(r["method"] for data in loaded for r in data["runs"]))
-    runs = _hv.latest_runs(paths, loaded, methods, key="method")
+    runs = _hv.latest_runs(paths, loaded, key="method")
     proposers = list(dict.fromkeys(p for data in loaded for p in data["settings"]["proposers"]))
     settings = {**loaded[0]["settings"], "proposers": proposers, "seeds": _hv.seed_count(runs, key="method"),
                 "merged": [str(p) for p in paths], "merged_environments": [data["environment"] for data in loaded]}
