@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                         help="report the runs of these optimizers.json files instead of running")
     args = parser.parse_args(argv)
-    seeds, budget, trees = _hv.run_sizes(parser, args)
+    seed_range, budget, trees = _hv.run_sizes(parser, args)
     algorithms = _hv.choose(parser, args.algorithms, ALGORITHMS, "algorithms")
     for name in [] if args.merge else algorithms:  # merging reads results; it runs no peer
         module, extra = PEER_PACKAGES.get(name.split("-")[0], (None, None))
@@ -381,15 +381,14 @@ def main(argv: list[str] | None = None) -> None:
         runs = _hv.latest_runs(args.merge, loaded, algorithms)
         failed = [line for data in loaded for line in data.get("failed", [])]
         budget = max(len(r["hv"]) for r in runs)
-        seeds = _hv.seed_count(runs)
         trees = loaded[0]["settings"]["trees"]
     else:
         # the Bayesian runs first, so that a pool does not end waiting on one of them
         jobs = [(a, s, args.table, trees, budget, args.quick, args.seed_noise)
                 for a in sorted(algorithms, key=lambda a: a not in ("botorch", "hybrid", "optuna-gp"))
-                for s in seeds]
+                for s in seed_range]
         runs, failed = _hv.run_jobs(run, jobs, args.jobs)
-        seeds = len(seeds)
+    seeds = _hv.seed_count(runs)  # of the runs reported: a merge's, or this run's that finished
     runs.sort(key=lambda r: (algorithms.index(r["algorithm"]), r["seed"]))
 
     table, summary = report(runs, budget)
